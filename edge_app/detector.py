@@ -1,0 +1,41 @@
+"""Frame in, detections out: preprocess → OpenVINO → region decode → frame pixels.
+
+The Pi's daemon and the training box's evaluator both call this, so a checkpoint is scored
+exactly as the device will run it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional, Union
+
+import numpy as np
+
+from edge_app import metadata
+from edge_app.decode import RegionSpec, decode
+from edge_app.detection import Detection
+from edge_app.preprocess import prepare
+from edge_app.runtime import Engine
+
+
+class Detector:
+    def __init__(self, model: Union[str, Path], device: str = "CPU",
+                 conf_threshold: Optional[float] = None, nms_threshold: Optional[float] = None):
+        self.info = metadata.load(model)
+        self.engine = Engine(self.info, device)
+        self.spec = RegionSpec.from_info(self.info)
+        self.conf_threshold = self.info.conf_threshold if conf_threshold is None else conf_threshold
+        self.nms_threshold = self.info.nms_threshold if nms_threshold is None else nms_threshold
+
+    def prepare(self, frame: np.ndarray) -> np.ndarray:
+        return prepare(frame, self.info.width, self.info.height, self.info.resize_mode)
+
+    def decode(self, raw: np.ndarray, frame_w: int, frame_h: int) -> List[Detection]:
+        return decode(raw, self.spec, self.info.labels, frame_w, frame_h, self.info.width,
+                      self.info.height, self.info.resize_mode, self.conf_threshold,
+                      self.nms_threshold)
+
+    def raw(self, frame: np.ndarray) -> np.ndarray:
+        return self.engine.infer(self.prepare(frame))
+
+    def detect(self, frame: np.ndarray) -> List[Detection]:
+        return self.decode(self.raw(frame), frame.shape[1], frame.shape[0])

@@ -1,0 +1,67 @@
+"""OpenVINO behind one small interface, for both API levels the product meets.
+
+- OpenVINO 2022.3 (the last release with the MYRIAD plugin for the NCS2, on the Pi):
+  `from openvino.runtime import Core, AsyncInferQueue`.
+- current OpenVINO (CPU elsewhere): `import openvino as ov; ov.Core, ov.AsyncInferQueue`
+  (the `openvino.runtime` namespace is gone in 2026 releases).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Optional, Tuple
+
+import numpy as np
+
+from edge_app.errors import InputError
+from edge_app.metadata import ModelInfo
+
+log = logging.getLogger(__name__)
+
+
+def openvino_api():
+    """(Core, AsyncInferQueue, version string) from whichever API this OpenVINO offers."""
+    try:
+        import openvino as ov
+        if hasattr(ov, "Core"):
+            return ov.Core, ov.AsyncInferQueue, ov.get_version()
+    except ImportError:
+        pass
+    try:
+        from openvino.runtime import AsyncInferQueue, Core, get_version
+    except ImportError:
+        raise InputError("OpenVINO is not installed", "python environment",
+                         "on the Pi: source the 2022.3 runtime's setupvars.sh; elsewhere: "
+                         "pip install openvino") from None
+    return Core, AsyncInferQueue, get_version()
+
+
+class Engine:
+    """A compiled model on one device; infers u8 NHWC tensors into the raw region output."""
+
+    def __init__(self, info: ModelInfo, device: str = "CPU", core=None):
+        Core, self._AsyncInferQueue, self.version = openvino_api()
+        self.core = core or Core()
+        self.info = info
+        available = self.core.available_devices
+        if device.split(".")[0] not in {d.split(".")[0] for d in available} and device != "AUTO":
+            raise InputError(f"OpenVINO device '{device}' is not available here (found: "
+                             f"{', '.join(available) or 'none'})", "device",
+                             "plug in the NCS2 and check the udev rules, or choose CPU")
+        model = self.core.read_model(str(info.xml), str(info.bin))
+        self.compiled = self.core.compile_model(model, device)
+        self.device = device
+        self._request = self.compiled.create_infer_request()
+
+    def optimal_requests(self) -> int:
+        try:
+            return int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        except Exception:  # not every plugin reports it
+            return 1
+
+    def infer(self, tensor: np.ndarray) -> np.ndarray:
+        """Synchronous inference of one (1, H, W, 3) u8 tensor; returns a copy of the output."""
+        self._request.infer({0: tensor})
+        return self._request.get_output_tensor(0).data.copy()
+
+    def async_queue(self, jobs: Optional[int] = None):
+        return self._AsyncInferQueue(self.compiled, jobs or self.optimal_requests())

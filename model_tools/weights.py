@@ -1,0 +1,189 @@
+"""Darknet .weights files: header, per-layer arrays, exact size checks, partial.
+
+Layout: int32 major, minor, revision; then `seen` (images trained on) as uint64 when
+major*10+minor >= 2 (and both < 1000), else as int32 — a 20- or 16-byte header. After the
+header come float32 arrays, for each convolutional layer in cfg order:
+biases[n]; if batch_normalize: scales[n], rolling_mean[n], rolling_variance[n]; weights[n*c*k*k].
+
+The header size is read from the header itself, never assumed (darkflow assumed 16 bytes and
+misread every 20-byte file by 4 bytes).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional, Union
+
+import numpy as np
+
+from edge_app.atomic import write_bytes
+from edge_app.errors import InputError
+from model_tools.cfg import Conv, Network
+
+
+@dataclass(frozen=True)
+class Header:
+    major: int
+    minor: int
+    revision: int
+    seen: int
+
+    @property
+    def seen_is_64bit(self) -> bool:
+        return (self.major * 10 + self.minor) >= 2 and self.major < 1000 and self.minor < 1000
+
+    @property
+    def size(self) -> int:
+        return 20 if self.seen_is_64bit else 16
+
+    def to_bytes(self) -> bytes:
+        head = np.array([self.major, self.minor, self.revision], dtype="<i4").tobytes()
+        seen = np.array([self.seen], dtype="<u8" if self.seen_is_64bit else "<i4").tobytes()
+        return head + seen
+
+    @property
+    def fork(self) -> str:
+        """Which darknet wrote the file, by the version it stamps (pjreddie 0.2.0, AlexeyAB 0.2.5)."""
+        return "alexeyab" if self.revision >= 5 else "pjreddie"
+
+
+# What `darknet partial` writes: pjreddie's version stamp and seen reset to 0.
+PJREDDIE_HEADER = Header(0, 2, 0, 0)
+
+
+def parse_header(data: bytes, where: str) -> Header:
+    if len(data) < 16:
+        raise InputError(f"file is {len(data)} bytes, too short for a darknet weights header "
+                         "(16 or 20 bytes)", where, "check that this is a .weights file")
+    major, minor, revision = (int(v) for v in np.frombuffer(data[:12], dtype="<i4"))
+    probe = Header(major, minor, revision, 0)
+    if probe.seen_is_64bit:
+        if len(data) < 20:
+            raise InputError("file ends inside the 20-byte weights header", where)
+        seen = int(np.frombuffer(data[12:20], dtype="<u8")[0])
+    else:
+        seen = int(np.frombuffer(data[12:16], dtype="<i4")[0])
+    return Header(major, minor, revision, seen)
+
+
+@dataclass(frozen=True)
+class ConvParams:
+    """One convolutional layer's arrays (views into the file's float array)."""
+
+    biases: np.ndarray
+    scales: Optional[np.ndarray]
+    rolling_mean: Optional[np.ndarray]
+    rolling_variance: Optional[np.ndarray]
+    weights: np.ndarray  # (filters, channels, size, size)
+
+
+@dataclass(frozen=True)
+class Weights:
+    header: Header
+    floats: np.ndarray  # every parameter, in file order
+    layers: tuple  # ConvParams or None per cfg layer
+
+    def to_bytes(self) -> bytes:
+        return self.header.to_bytes() + self.floats.astype("<f4").tobytes()
+
+
+def split_layers(net: Network, floats: np.ndarray) -> tuple:
+    """Cut the flat float array into per-layer views, in darknet's order."""
+    params: List[Optional[ConvParams]] = []
+    offset = 0
+
+    def take(count: int) -> np.ndarray:
+        nonlocal offset
+        part = floats[offset:offset + count]
+        offset += count
+        return part
+
+    for layer in net.layers:
+        if not isinstance(layer, Conv):
+            params.append(None)
+            continue
+        n = layer.filters
+        biases = take(n)
+        scales = mean = var = None
+        if layer.batch_normalize:
+            scales, mean, var = take(n), take(n), take(n)
+        weights = take(layer.weight_count).reshape(n, layer.in_shape[0], layer.size, layer.size)
+        params.append(ConvParams(biases, scales, mean, var, weights))
+    return tuple(params)
+
+
+def describe_size_mismatch(net: Network, header: Header, found: int) -> str:
+    """Explain a wrong file size: expected vs found, and what the file may be instead."""
+    expected = header.size + 4 * net.param_count
+    text = (f"weights file does not match the cfg {net.path}: the cfg needs "
+            f"{expected} bytes ({header.size}-byte header + {net.param_count} floats), the file has "
+            f"{found} bytes")
+    body = found - header.size
+    if body < 4 * net.param_count and body % 4 == 0:
+        for n_layers in range(1, len(net.layers)):
+            if 4 * net.param_count_upto(n_layers) == body:
+                return text + (f"; it holds exactly the first {n_layers} layers — a partial "
+                               "(pre-trained base) file, not a trained model")
+        return text + "; the file is truncated or belongs to another cfg"
+    return text + "; the file belongs to another cfg (different classes, filters or layers?)"
+
+
+def read(path: Union[str, Path], net: Network) -> Weights:
+    path = str(path)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read weights file: {exc.strerror}", path,
+                         "check the path given with --weights") from None
+    header = parse_header(data, path)
+    expected = header.size + 4 * net.param_count
+    if len(data) != expected:
+        raise InputError(describe_size_mismatch(net, header, len(data)), path,
+                         "pass the weights that were trained with this cfg")
+    floats = np.frombuffer(data, dtype="<f4", offset=header.size)
+    if not np.all(np.isfinite(floats)):
+        bad = int(np.argmax(~np.isfinite(floats)))
+        raise InputError(f"weights file holds NaN or infinite values (first at float {bad}); "
+                         "training diverged", path, "pick an earlier checkpoint")
+    return Weights(header, floats, split_layers(net, floats))
+
+
+def write(path: Union[str, Path], weights: Weights) -> None:
+    write_bytes(path, weights.to_bytes())
+
+
+def partial(net: Network, weights: Weights, n_layers: int, header: Header = PJREDDIE_HEADER) -> Weights:
+    """The first `n_layers` layers, as `darknet partial cfg weights out N` saves them."""
+    if not 0 < n_layers <= len(net.layers):
+        raise InputError(f"N={n_layers} is out of range: the cfg has {len(net.layers)} layers",
+                         net.path, f"give N between 1 and {len(net.layers)}")
+    count = net.param_count_upto(n_layers)
+    floats = weights.floats[:count]
+    return Weights(header, floats, split_layers_prefix(net, floats, n_layers))
+
+
+def split_layers_prefix(net: Network, floats: np.ndarray, n_layers: int) -> tuple:
+    prefix = Network(net.path, net.width, net.height, net.channels, net.letter_box,
+                     net.layers[:n_layers])
+    return split_layers(prefix, floats)
+
+
+def random(net: Network, seed: int = 0, header: Header = PJREDDIE_HEADER) -> Weights:
+    """Random but well-scaled weights for tests and demos (no pretrained weights exist here).
+
+    Convolution weights are He-scaled so activations keep their magnitude through deep
+    networks; batch-norm statistics are plausible (positive variances, small means).
+    """
+    rng = np.random.default_rng(seed)
+    parts = []
+    for layer in net.layers:
+        if not isinstance(layer, Conv):
+            continue
+        n = layer.filters
+        fan_in = layer.in_shape[0] * layer.size * layer.size
+        parts.append(rng.normal(0.0, 0.1, n))
+        if layer.batch_normalize:
+            parts += [rng.uniform(0.8, 1.2, n), rng.normal(0.0, 0.1, n), rng.uniform(0.5, 2.0, n)]
+        parts.append(rng.normal(0.0, np.sqrt(2.0 / fan_in), layer.weight_count))
+    floats = np.concatenate(parts).astype("<f4") if parts else np.zeros(0, "<f4")
+    return Weights(header, floats, split_layers(net, floats))

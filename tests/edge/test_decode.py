@@ -1,0 +1,117 @@
+import numpy as np
+import pytest
+
+from edge_app.decode import Candidates, RegionSpec, decode, nms, region_candidates
+from edge_app.preprocess import boxes_to_frame, letterbox_size
+from tests.edge import reference
+
+ANCHORS = np.array([[1.0, 1.0], [2.0, 3.0]], np.float32)
+
+
+def spec(classes=3, softmax=True):
+    return RegionSpec(classes, len(ANCHORS), ANCHORS, softmax)
+
+
+def raw_with_one_box(classes=3, grid=(4, 5), anchor=1, row=2, col=3, t=(0.0, 0.0, 0.0, 0.0),
+                     obj=10.0, class_logits=(0.0, 5.0, 0.0)):
+    raw = np.full((1, 2 * (5 + classes), *grid), -20.0, np.float32)  # objectness ~ 0 elsewhere
+    base = anchor * (5 + classes)
+    raw[0, base:base + 4, row, col] = t
+    raw[0, base + 4, row, col] = obj
+    raw[0, base + 5:base + 5 + classes, row, col] = class_logits
+    return raw
+
+
+def test_one_cell_decodes_to_darknet_box():
+    raw = raw_with_one_box(t=(0.0, 0.0, np.log(2.0), 0.0))
+    c = region_candidates(raw, spec(), 0.1)
+    assert len(c) == 1 and c.class_id[0] == 1
+    grid_h, grid_w = 4, 5
+    assert c.cx[0] == pytest.approx((3 + 0.5) / grid_w)
+    assert c.cy[0] == pytest.approx((2 + 0.5) / grid_h)
+    assert c.w[0] == pytest.approx(2.0 * 2.0 / grid_w)  # exp(log 2) * anchor_w / W
+    assert c.h[0] == pytest.approx(3.0 / grid_h)
+    softmax = np.exp(5.0) / (np.exp(5.0) + 2.0)
+    assert c.score[0] == pytest.approx(softmax / (1 + np.exp(-10.0)), rel=1e-6)
+
+
+def test_logistic_classes_when_softmax_is_off():
+    raw = raw_with_one_box(class_logits=(0.0, 2.0, 1.0))
+    c = region_candidates(raw, spec(softmax=False), 0.3)
+    obj = 1 / (1 + np.exp(-10.0))
+    got = dict(zip(c.class_id.tolist(), c.score.tolist()))
+    assert got == pytest.approx({0: obj * 0.5, 1: obj / (1 + np.exp(-2.0)), 2: obj / (1 + np.exp(-1.0))})
+
+
+def test_threshold_is_strict_like_darknet():
+    raw = raw_with_one_box(obj=50.0, class_logits=(0.0, 0.0, 0.0))  # each class prob = 1/3
+    third = float(np.float32(1.0) / np.float32(3.0))
+    assert len(region_candidates(raw, spec(), 0.3)) == 3
+    assert len(region_candidates(raw, spec(), third + 1e-6)) == 0
+
+
+def boxes(*rows):
+    a = np.array(rows, float)
+    return Candidates(a[:, 0], a[:, 1], a[:, 2], a[:, 3], a[:, 4], a[:, 5].astype(int))
+
+
+def test_nms_suppressed_box_does_not_suppress_others():
+    # A beats B (IoU 0.6); B would beat C (IoU 0.6) but is gone, and A-C overlap is small,
+    # so C stays (darknet's `if (prob == 0) continue`). D is another class on top of A: kept.
+    c = boxes((0.50, 0.5, 0.2, 0.2, 0.9, 0), (0.55, 0.5, 0.2, 0.2, 0.8, 0),
+              (0.60, 0.5, 0.2, 0.2, 0.7, 0), (0.50, 0.5, 0.2, 0.2, 0.6, 1))
+    iou = reference.box_iou
+    rows = [(0.50, 0.5, 0.2, 0.2), (0.55, 0.5, 0.2, 0.2), (0.60, 0.5, 0.2, 0.2)]
+    assert iou(rows[0], rows[1]) > 0.45 and iou(rows[1], rows[2]) > 0.45 and iou(rows[0], rows[2]) < 0.45
+    assert nms(c, 0.45).tolist() == [0, 2, 3]
+
+
+def test_nms_threshold_is_strict():
+    # two boxes with IoU exactly 0.5: suppressed at 0.45, kept at 0.5 (darknet: iou > thresh)
+    c = boxes((0.5, 0.5, 0.2, 0.2, 0.9, 0), (0.5, 0.5, 0.2, 0.1, 0.8, 0))
+    assert nms(c, 0.45).tolist() == [0]
+    assert nms(c, 0.5).tolist() == [0, 1]
+
+
+def test_vectorised_decode_equals_literal_darknet_loops():
+    rng = np.random.default_rng(3)
+    classes, num = 6, 2
+    raw = rng.normal(0, 2, (1, num * (5 + classes), 7, 9)).astype(np.float32)
+    s = RegionSpec(classes, num, ANCHORS, True)
+    ours = region_candidates(raw, s, 0.05)
+    ours = ours.take(nms(ours, 0.45))
+    ref = reference.decode(raw, classes, num, ANCHORS.ravel().tolist(), True, 0.05, 0.45)
+    assert len(ref) > 20  # enough boxes for NMS to matter
+    got = sorted(zip(ours.class_id.tolist(), ours.score.tolist(), ours.cx.tolist(), ours.cy.tolist(),
+                     ours.w.tolist(), ours.h.tolist()))
+    want = sorted(ref)
+    assert [g[0] for g in got] == [w[0] for w in want]
+    np.testing.assert_allclose(np.array(got)[:, 1:], np.array(want)[:, 1:], rtol=1e-5, atol=1e-6)
+
+
+def test_letterbox_size_uses_darknet_integer_arithmetic():
+    assert letterbox_size(640, 480, 416, 416) == (416, 312)
+    assert letterbox_size(480, 640, 416, 416) == (312, 416)
+    assert letterbox_size(333, 200, 224, 160) == (224, 134)  # 200*224//333 = 134
+
+
+def test_letterbox_box_maps_back_to_frame():
+    # centre box of half the network size, frame 640x480 letterboxed into 416x416 (312 high)
+    got = boxes_to_frame(np.array([0.5]), np.array([0.5]), np.array([0.5]), np.array([0.5]),
+                         640, 480, 416, 416, "letterbox")
+    assert got[0] == pytest.approx([160, 80, 480, 400])
+
+
+def test_resize_box_maps_back_and_clamps():
+    got = boxes_to_frame(np.array([0.1]), np.array([0.5]), np.array([0.4]), np.array([0.2]),
+                         640, 480, 416, 416, "resize")
+    assert got[0] == pytest.approx([0, 192, 192, 288])
+
+
+def test_decode_returns_frame_pixel_detections_best_first():
+    raw = raw_with_one_box(class_logits=(3.0, 5.0, 0.0))
+    dets = decode(raw, spec(), ["a", "b", "c"], 500, 400, 160, 128, "resize", 0.1, 0.45)
+    assert [d.label for d in dets] == ["b", "a"]
+    d = dets[0]
+    assert (d.x1 + d.x2) / 2 == pytest.approx(3.5 / 5 * 500)
+    assert d.to_dict(500, 400)["topleft"] == {"x": int(d.x1), "y": int(d.y1)}
