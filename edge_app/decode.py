@@ -2,8 +2,9 @@
 
 raw output (1, num*(coords+1+classes), H, W), channel order per anchor: tx, ty, tw, th, to,
 class scores. darknet's region semantics:
-  x = (col + σ(tx)) / W      y = (row + σ(ty)) / H
+  x = (col + σ(tx)) / W      y = (row + σ(ty)) / H         (box centre)
   w = exp(tw) * anchor_w / W h = exp(th) * anchor_h / H   (anchors in grid cells)
+Boxes travel as corners x ± w/2, y ± h/2 relative to the network input until mapped to the frame.
   objectness = σ(to); class probability = softmax (σ when the cfg says softmax=0)
   prob = objectness * class probability, kept where > threshold (objectness too)
 NMS follows do_nms_sort: per class, by falling prob, drop boxes whose IoU with a kept box of
@@ -36,18 +37,14 @@ class RegionSpec:
 
 @dataclass(frozen=True)
 class Candidates:
-    """Detections before NMS, in network-relative centre coordinates."""
+    """Detections before NMS; boxes are (n, 4) x1, y1, x2, y2 relative to the network input."""
 
-    cx: np.ndarray
-    cy: np.ndarray
-    w: np.ndarray
-    h: np.ndarray
+    boxes: np.ndarray
     score: np.ndarray
     class_id: np.ndarray
 
     def take(self, index: np.ndarray) -> "Candidates":
-        return Candidates(self.cx[index], self.cy[index], self.w[index], self.h[index],
-                          self.score[index], self.class_id[index])
+        return Candidates(self.boxes[index], self.score[index], self.class_id[index])
 
     def __len__(self) -> int:
         return len(self.score)
@@ -58,60 +55,79 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def region_candidates(raw: np.ndarray, spec: RegionSpec, threshold: float) -> Candidates:
+    """Every (box, class) whose prob = objectness * class probability is > threshold."""
     grid_h, grid_w = raw.shape[-2:]
     per_anchor = spec.coords + 1 + spec.classes
     out = raw.reshape(spec.num, per_anchor, grid_h, grid_w)
-    objectness = _sigmoid(out[:, spec.coords])  # (num, H, W)
-    # prob <= objectness, so only cells whose objectness passes can yield a detection
-    anchor, row, col = np.nonzero(objectness > threshold)
+    # prob <= objectness, so only cells whose objectness passes can yield a detection; compare
+    # in logit space (σ(x) > t ⇔ x > ln(t/(1-t))), with a margin: the exact test is prob > t
+    floor = np.log(threshold / (1 - threshold)) - 1e-3 if 0 < threshold < 1 else -np.inf
+    anchor, row, col = np.nonzero(out[:, spec.coords] > floor)
+    objectness = _sigmoid(out[anchor, spec.coords, row, col])
     logits = out[anchor, spec.coords + 1:, row, col]  # (cells, classes)
     if spec.softmax:
         e = np.exp(logits - logits.max(axis=1, keepdims=True))
         class_prob = e / e.sum(axis=1, keepdims=True)
     else:
         class_prob = _sigmoid(logits)
-    prob = objectness[anchor, row, col][:, None] * class_prob
+    prob = objectness[:, None] * class_prob
     cell, class_id = np.nonzero(prob > threshold)
-    anchor, row, col = anchor[cell], row[cell], col[cell]
-    t = out[anchor, :4, row, col]  # (n, 4): tx, ty, tw, th
-    cx = (col + _sigmoid(t[:, 0])) / grid_w
-    cy = (row + _sigmoid(t[:, 1])) / grid_h
-    w = np.exp(t[:, 2]) * spec.anchors[anchor, 0] / grid_w
-    h = np.exp(t[:, 3]) * spec.anchors[anchor, 1] / grid_h
-    return Candidates(cx, cy, w, h, prob[cell, class_id], class_id)
+    anchor = anchor[cell]
+    t = out[anchor, :4, row[cell], col[cell]]  # (n, 4): tx, ty, tw, th
+    grid = np.array([grid_w, grid_h], np.float32)
+    centre = (np.stack([col[cell], row[cell]], axis=1) + _sigmoid(t[:, :2])) / grid
+    half = np.exp(t[:, 2:]) * spec.anchors[anchor] / (2 * grid)
+    return Candidates(np.concatenate([centre - half, centre + half], axis=1),
+                      prob[cell, class_id], class_id)
 
 
-def _iou_matrix(c: Candidates) -> np.ndarray:
-    """IoU of every pair, with darknet's box_iou arithmetic on centre boxes."""
-    left = np.maximum.outer(c.cx - c.w / 2, c.cx - c.w / 2)
-    right = np.minimum.outer(c.cx + c.w / 2, c.cx + c.w / 2)
-    top = np.maximum.outer(c.cy - c.h / 2, c.cy - c.h / 2)
-    bottom = np.minimum.outer(c.cy + c.h / 2, c.cy + c.h / 2)
-    inter = np.clip(right - left, 0, None) * np.clip(bottom - top, 0, None)
-    area = c.w * c.h
-    union = np.add.outer(area, area) - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(union > 0, inter / union, 0.0)
+def _iou_matrix(boxes: np.ndarray) -> np.ndarray:
+    """IoU of every pair of (x1, y1, x2, y2) boxes, as darknet's box_iou computes it."""
+    x1, y1, x2, y2 = boxes.T
+    iw = np.minimum(x2[:, None], x2) - np.maximum(x1[:, None], x1)
+    ih = np.minimum(y2[:, None], y2) - np.maximum(y1[:, None], y1)
+    inter = np.maximum(iw, 0) * np.maximum(ih, 0)
+    area = (x2 - x1) * (y2 - y1)
+    # a box whose exp(tw) underflowed has no area; max() turns its 0/0 into 0 (no overlap)
+    return inter / np.maximum(area[:, None] + area - inter, 1e-30)
+
+
+def _greedy(over: np.ndarray) -> np.ndarray:
+    """Keep-mask of greedy suppression in score order: box i, if still kept, drops every later
+    box j with over[i, j]. A suppressed box suppresses nothing (darknet skips boxes whose prob
+    it zeroed). The diagonal must be False."""
+    keep = np.ones(len(over), bool)
+    for i in np.flatnonzero(over.any(axis=1)).tolist():
+        if keep[i]:
+            keep[i + 1:] &= ~over[i, i + 1:]
+    return keep
+
+
+# Up to this many candidates one masked pairwise matrix beats a Python loop over classes.
+_SINGLE_MATRIX_MAX = 400
 
 
 def nms(c: Candidates, threshold: float) -> np.ndarray:
     """Indices kept by darknet's do_nms_sort, best first."""
-    if len(c) == 0 or threshold <= 0:
-        return np.argsort(-c.score, kind="stable")
-    order = np.lexsort((-c.score, c.class_id))  # by class, then falling score
-    classes = c.class_id[order]
-    bounds = np.flatnonzero(np.diff(classes)) + 1
-    keep = np.ones(len(order), bool)
-    for start, stop in zip(np.r_[0, bounds], np.r_[bounds, len(order)]):
-        if stop - start < 2:
-            continue
-        segment = order[start:stop]
-        over = np.triu(_iou_matrix(c.take(segment)) > threshold, k=1)
-        alive = keep[start:stop]  # a view: writes land in keep
-        for i in np.flatnonzero(over.any(axis=1)):
-            if alive[i]:
-                alive &= ~over[i]
-    kept = order[keep]
+    order = np.argsort(-c.score, kind="stable")
+    if len(c) < 2 or threshold <= 0:
+        return order
+    if len(c) <= _SINGLE_MATRIX_MAX:
+        ranked = c.take(order)
+        over = _iou_matrix(ranked.boxes) > threshold
+        over &= ranked.class_id[:, None] == ranked.class_id  # classes never suppress each other
+        np.fill_diagonal(over, False)
+        return order[_greedy(over)]
+    # many candidates (evaluation at threshold 0.005): one class at a time
+    by_class = np.lexsort((-c.score, c.class_id))
+    bounds = np.flatnonzero(np.diff(c.class_id[by_class])) + 1
+    keep = np.ones(len(c), bool)
+    for start, stop in zip(np.r_[0, bounds], np.r_[bounds, len(c)]):
+        if stop - start > 1:
+            over = _iou_matrix(c.boxes[by_class[start:stop]]) > threshold
+            np.fill_diagonal(over, False)
+            keep[start:stop] = _greedy(over)
+    kept = by_class[keep]
     return kept[np.argsort(-c.score[kept], kind="stable")]
 
 
@@ -121,10 +137,9 @@ def decode(raw: np.ndarray, spec: RegionSpec, labels: Sequence[str], frame_w: in
     """Raw region output → detections in frame pixels, best first."""
     candidates = region_candidates(raw, spec, conf_threshold)
     kept = candidates.take(nms(candidates, nms_threshold))
-    boxes = boxes_to_frame(kept.cx, kept.cy, kept.w, kept.h, frame_w, frame_h, net_w, net_h,
-                           resize_mode)
-    return [Detection(int(k), labels[k], float(s), *map(float, b))
-            for k, s, b in zip(kept.class_id, kept.score, boxes)]
+    boxes = boxes_to_frame(kept.boxes, frame_w, frame_h, net_w, net_h, resize_mode)
+    return [Detection(k, labels[k], s, *b)
+            for k, s, b in zip(kept.class_id.tolist(), kept.score.tolist(), boxes.tolist())]
 
 
 def filter_classes(detections: List[Detection], allowed: Tuple[str, ...]) -> List[Detection]:

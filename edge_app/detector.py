@@ -19,9 +19,10 @@ from edge_app.runtime import Engine
 
 class Detector:
     def __init__(self, model: Union[str, Path], device: str = "CPU",
-                 conf_threshold: Optional[float] = None, nms_threshold: Optional[float] = None):
+                 conf_threshold: Optional[float] = None, nms_threshold: Optional[float] = None,
+                 hint: Optional[str] = None):
         self.info = metadata.load(model)
-        self.engine = Engine(self.info, device)
+        self.engine = Engine(self.info, device, hint=hint)
         self.spec = RegionSpec.from_info(self.info)
         self.conf_threshold = self.info.conf_threshold if conf_threshold is None else conf_threshold
         self.nms_threshold = self.info.nms_threshold if nms_threshold is None else nms_threshold

@@ -39,23 +39,16 @@ def prepare(frame: np.ndarray, net_w: int, net_h: int, mode: str) -> np.ndarray:
     return cv2.resize(frame, (net_w, net_h), interpolation=cv2.INTER_LINEAR)[None]
 
 
-def boxes_to_frame(cx: np.ndarray, cy: np.ndarray, w: np.ndarray, h: np.ndarray, frame_w: int,
-                   frame_h: int, net_w: int, net_h: int, mode: str) -> np.ndarray:
-    """Network-relative centre boxes → (n, 4) x1, y1, x2, y2 in frame pixels, clamped.
+def boxes_to_frame(boxes: np.ndarray, frame_w: int, frame_h: int, net_w: int, net_h: int,
+                   mode: str) -> np.ndarray:
+    """(n, 4) network-relative x1, y1, x2, y2 → frame pixels, clamped to the frame.
 
     Letterbox follows darknet's correct_region_boxes (integer scaled size, float half-offsets).
     """
     if mode == "letterbox":
         new_w, new_h = letterbox_size(frame_w, frame_h, net_w, net_h)
-        cx = (cx - (net_w - new_w) / 2.0 / net_w) / (new_w / net_w)
-        cy = (cy - (net_h - new_h) / 2.0 / net_h) / (new_h / net_h)
-        w = w * (net_w / new_w)
-        h = h * (net_h / new_h)
-    boxes = np.empty((len(cx), 4), np.float64)
-    boxes[:, 0] = (cx - w / 2.0) * frame_w
-    boxes[:, 1] = (cy - h / 2.0) * frame_h
-    boxes[:, 2] = (cx + w / 2.0) * frame_w
-    boxes[:, 3] = (cy + h / 2.0) * frame_h
-    np.clip(boxes[:, 0::2], 0, frame_w, out=boxes[:, 0::2])
-    np.clip(boxes[:, 1::2], 0, frame_h, out=boxes[:, 1::2])
-    return boxes
+        offset = np.array([(net_w - new_w) / 2.0 / net_w, (net_h - new_h) / 2.0 / net_h] * 2)
+        scale = np.array([new_w / net_w, new_h / net_h] * 2)
+        boxes = (boxes - offset) / scale
+    frame = np.array([frame_w, frame_h, frame_w, frame_h], np.float64)
+    return np.clip(boxes * frame, 0, frame)

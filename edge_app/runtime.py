@@ -38,7 +38,10 @@ def openvino_api():
 class Engine:
     """A compiled model on one device; infers u8 NHWC tensors into the raw region output."""
 
-    def __init__(self, info: ModelInfo, device: str = "CPU", core=None):
+    def __init__(self, info: ModelInfo, device: str = "CPU", core=None,
+                 hint: Optional[str] = None):
+        """hint: OpenVINO PERFORMANCE_HINT, "LATENCY" or "THROUGHPUT" (several requests in
+        flight); None keeps the device's default."""
         Core, self._AsyncInferQueue, self.version = openvino_api()
         self.core = core or Core()
         self.info = info
@@ -48,7 +51,8 @@ class Engine:
                              f"{', '.join(available) or 'none'})", "device",
                              "plug in the NCS2 and check the udev rules, or choose CPU")
         model = self.core.read_model(str(info.xml), str(info.bin))
-        self.compiled = self.core.compile_model(model, device)
+        config = {"PERFORMANCE_HINT": hint} if hint else {}
+        self.compiled = self.core.compile_model(model, device, config)
         self.device = device
         self._request = self.compiled.create_infer_request()
 

@@ -447,4 +447,4 @@ def _check_region_model(sections: List[Section], layers: List[Layer], width: int
                     f"{w}x{h} input and its output cells would not line up with the image",
                     net.where("width"),
                     f"use width and height that are multiples of {total} (e.g. "
-                    f"{max(1, round(width / total)) * total}x{max(1, round(height / total)) * total})")
+                    f"{-(-width // total) * total}x{-(-height // total) * total})")

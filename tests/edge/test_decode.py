@@ -27,10 +27,9 @@ def test_one_cell_decodes_to_darknet_box():
     c = region_candidates(raw, spec(), 0.1)
     assert len(c) == 1 and c.class_id[0] == 1
     grid_h, grid_w = 4, 5
-    assert c.cx[0] == pytest.approx((3 + 0.5) / grid_w)
-    assert c.cy[0] == pytest.approx((2 + 0.5) / grid_h)
-    assert c.w[0] == pytest.approx(2.0 * 2.0 / grid_w)  # exp(log 2) * anchor_w / W
-    assert c.h[0] == pytest.approx(3.0 / grid_h)
+    cx, cy, w, h = (3 + 0.5) / grid_w, (2 + 0.5) / grid_h, 2.0 * 2.0 / grid_w, 3.0 / grid_h
+    # centre from the cell + σ(0); size exp(log 2) * anchor_w / W and exp(0) * anchor_h / H
+    assert c.boxes[0] == pytest.approx([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
     softmax = np.exp(5.0) / (np.exp(5.0) + 2.0)
     assert c.score[0] == pytest.approx(softmax / (1 + np.exp(-10.0)), rel=1e-6)
 
@@ -51,8 +50,10 @@ def test_threshold_is_strict_like_darknet():
 
 
 def boxes(*rows):
+    """Candidates from (cx, cy, w, h, score, class) rows."""
     a = np.array(rows, float)
-    return Candidates(a[:, 0], a[:, 1], a[:, 2], a[:, 3], a[:, 4], a[:, 5].astype(int))
+    corners = np.concatenate([a[:, :2] - a[:, 2:4] / 2, a[:, :2] + a[:, 2:4] / 2], axis=1)
+    return Candidates(corners, a[:, 4], a[:, 5].astype(int))
 
 
 def test_nms_suppressed_box_does_not_suppress_others():
@@ -68,7 +69,7 @@ def test_nms_suppressed_box_does_not_suppress_others():
 
 def test_nms_threshold_is_strict():
     # two boxes with IoU exactly 0.5: suppressed at 0.45, kept at 0.5 (darknet: iou > thresh)
-    c = boxes((0.5, 0.5, 0.2, 0.2, 0.9, 0), (0.5, 0.5, 0.2, 0.1, 0.8, 0))
+    c = boxes((0.5, 0.5, 0.25, 0.25, 0.9, 0), (0.5, 0.5, 0.25, 0.125, 0.8, 0))  # exact in binary
     assert nms(c, 0.45).tolist() == [0]
     assert nms(c, 0.5).tolist() == [0, 1]
 
@@ -82,8 +83,9 @@ def test_vectorised_decode_equals_literal_darknet_loops():
     ours = ours.take(nms(ours, 0.45))
     ref = reference.decode(raw, classes, num, ANCHORS.ravel().tolist(), True, 0.05, 0.45)
     assert len(ref) > 20  # enough boxes for NMS to matter
-    got = sorted(zip(ours.class_id.tolist(), ours.score.tolist(), ours.cx.tolist(), ours.cy.tolist(),
-                     ours.w.tolist(), ours.h.tolist()))
+    b = ours.boxes
+    centre, size = (b[:, :2] + b[:, 2:]) / 2, b[:, 2:] - b[:, :2]
+    got = sorted(zip(ours.class_id.tolist(), ours.score.tolist(), *centre.T.tolist(), *size.T.tolist()))
     want = sorted(ref)
     assert [g[0] for g in got] == [w[0] for w in want]
     np.testing.assert_allclose(np.array(got)[:, 1:], np.array(want)[:, 1:], rtol=1e-5, atol=1e-6)
@@ -97,14 +99,12 @@ def test_letterbox_size_uses_darknet_integer_arithmetic():
 
 def test_letterbox_box_maps_back_to_frame():
     # centre box of half the network size, frame 640x480 letterboxed into 416x416 (312 high)
-    got = boxes_to_frame(np.array([0.5]), np.array([0.5]), np.array([0.5]), np.array([0.5]),
-                         640, 480, 416, 416, "letterbox")
+    got = boxes_to_frame(np.array([[0.25, 0.25, 0.75, 0.75]]), 640, 480, 416, 416, "letterbox")
     assert got[0] == pytest.approx([160, 80, 480, 400])
 
 
 def test_resize_box_maps_back_and_clamps():
-    got = boxes_to_frame(np.array([0.1]), np.array([0.5]), np.array([0.4]), np.array([0.2]),
-                         640, 480, 416, 416, "resize")
+    got = boxes_to_frame(np.array([[-0.1, 0.4, 0.3, 0.6]]), 640, 480, 416, 416, "resize")
     assert got[0] == pytest.approx([0, 192, 192, 288])
 
 

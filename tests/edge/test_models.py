@@ -63,7 +63,8 @@ def test_decoded_boxes_match_opencv_region_layer(exported, net_size_photos):
     c = region_candidates(raw, spec, 0.0)
     first_class = c.class_id == 0  # softmax > 0: one entry per anchor and cell
     grid = raw.shape[-2] * raw.shape[-1]
-    ours = np.stack([c.cx, c.cy, c.w, c.h], axis=1)[first_class]
+    b = c.boxes[first_class]
+    ours = np.concatenate([(b[:, :2] + b[:, 2:]) / 2, b[:, 2:] - b[:, :2]], axis=1)
     ours = ours.reshape(spec.num, grid, 4).transpose(1, 0, 2).reshape(-1, 4)  # OpenCV: cell-major
     np.testing.assert_allclose(ours, region[:, :4], rtol=1e-5, atol=1e-6)
     objectness = 1 / (1 + np.exp(-raw.reshape(spec.num, -1, grid)[:, 4]))

@@ -1,0 +1,1 @@
+"""JSON Schemas of the model metadata and the MQTT payloads (package data)."""

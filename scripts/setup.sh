@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Installs what the project needs on a fresh Debian/Ubuntu machine, idempotently:
+#   - Debian packages: darknet (the reference and training engine), mosquitto (MQTT broker)
+#   - .venv   : the training-box side (current OpenVINO, OpenCV 4.x, matplotlib, tqdm, pytest)
+#   - .venv39 : the Pi's Python 3.9 with OpenVINO 2022.3.1 (the MYRIAD-era API), for the edge
+#               tests; skipped with SKIP_PY39=1
+# Sourced by scripts/test.sh and scripts/demo.sh; safe to run on its own.
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+need_apt=()
+for pkg in darknet mosquitto; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
+if ((${#need_apt[@]})); then
+  log "apt-get install ${need_apt[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+PY="${PYTHON:-python3}"
+"$PY" -c 'import sys; sys.exit(sys.version_info < (3, 9))' || {
+  echo "error: $PY is older than 3.9; set PYTHON=/path/to/python3.9+" >&2; exit 1; }
+
+pip_quiet() { "$@" --disable-pip-version-check -q 2>&1 | grep -v -e "^WARNING: Location" -e "Running pip as the 'root'" || true; }
+
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import openvino, cv2, edge_app, model_tools' 2>/dev/null; then
+  log "creating .venv ($("$PY" --version))"
+  "$PY" -m venv .venv
+  pip_quiet .venv/bin/pip install --upgrade pip
+  pip_quiet .venv/bin/pip install -e ".[train,test]"
+  .venv/bin/python -c 'import openvino, cv2, edge_app, model_tools'
+fi
+
+find_py39() {
+  # pyenv's shims answer `command -v python3.9` even when that version is not selected: try each
+  local candidate
+  for candidate in "${PYTHON39:-}" "$HOME"/.pyenv/versions/3.9*/bin/python3.9 /usr/bin/python3.9 python3.9; do
+    [ -n "$candidate" ] || continue
+    if "$candidate" -c 'import sys, venv; sys.exit(sys.version_info[:2] != (3, 9))' 2>/dev/null; then
+      command -v "$candidate"; return
+    fi
+  done
+  return 1
+}
+
+if [ "${SKIP_PY39:-0}" != 1 ]; then
+  if [ ! -x .venv39/bin/python ] || ! .venv39/bin/python -c 'import openvino.runtime, cv2, edge_app' 2>/dev/null; then
+    PY39="$(find_py39)" || { echo "error: no Python 3.9 found for the Pi-stack tests; install one" \
+      "(pyenv install 3.9.18) or set PYTHON39=..., or SKIP_PY39=1 to skip them" >&2; exit 1; }
+    log "creating .venv39 ($PY39, OpenVINO 2022.3.1)"
+    "$PY39" -m venv .venv39
+    pip_quiet .venv39/bin/pip install --upgrade pip
+    pip_quiet .venv39/bin/pip install -e ".[test]" "openvino==2022.3.1" "numpy<2" "opencv-python-headless>=4.5,<5"
+    .venv39/bin/python -c 'import openvino.runtime, cv2, edge_app'
+  fi
+fi
