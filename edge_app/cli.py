@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import List, Optional
 
@@ -55,6 +56,132 @@ def cmd_detect(args) -> int:
     return 0
 
 
+def config_from_args(args):
+    from edge_app import config as cfg
+
+    overrides = cfg.parse_overrides(args.set or [])
+    for flag, key in (("model", "model.path"), ("source", "source.uri"), ("device", "model.device")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            overrides[key] = value
+    return cfg.load(args.config, overrides)
+
+
+def readable(frame, detections, show: int = 5) -> str:
+    """One line per frame: the best `show` detections, then how many more."""
+    found = "  ".join(f"{d.label} {d.confidence:.2f} [{d.x1:.0f},{d.y1:.0f} {d.x2:.0f},{d.y2:.0f}]"
+                      for d in detections[:show])
+    if len(detections) > show:
+        found += f"  (+{len(detections) - show} more)"
+    return f"frame {frame.index:6d}  {len(detections)} detection{'s' if len(detections) != 1 else ''}" \
+        + (f"  {found}" if found else "")
+
+
+def cmd_run(args) -> int:
+    from edge_app.daemon import Daemon
+    from edge_app.notify import setup_logging
+
+    config = config_from_args(args)
+    setup_logging(config.service.log_level)
+    sinks = []
+    if args.print:
+        sinks.append(lambda frame, detections, infer_ms, latency_ms:
+                     print(readable(frame, detections), flush=True))
+    daemon = Daemon(config, sinks)
+    started = time.monotonic()
+    code = daemon.run()
+    if args.print and daemon.output is not None:
+        elapsed = time.monotonic() - started
+        frames = daemon.output.processed
+        print(f"summary: {frames} frames in {elapsed:.1f} s ({frames / max(elapsed, 1e-9):.1f} fps), "
+              f"{daemon.capture.mailbox.dropped} dropped; detections per class: "
+              + (", ".join(f"{k} {v}" for k, v in sorted(daemon.per_class.items())) or "none"))
+    return code
+
+
+def cmd_check(args) -> int:
+    """Validate config, model, device, camera and broker; print a readiness report."""
+    from edge_app.capture import check_source
+    from edge_app.daemon import load_detector
+    from edge_app.mqtt import check_broker
+
+    config = config_from_args(args)
+    print(f"config {config.path}: ok")
+    for section, values in config.describe().items():
+        print(f"  [{section}] " + ", ".join(f"{k}={v!r}" for k, v in values.items()))
+    failures = 0
+    checks = [("model", lambda: _model_report(load_detector(config))),
+              ("source", lambda: check_source(config.source))]
+    if config.mqtt.enabled:
+        checks.append(("broker", lambda: check_broker(config)))
+    for name, check in checks:
+        try:
+            print(f"{name}: ok: {check()}")
+        except InputError as exc:
+            failures += 1
+            print(f"{name}: FAILED: {exc}")
+    print("ready" if not failures else f"NOT READY: {failures} check(s) failed")
+    return 0 if not failures else 1
+
+
+def _model_report(detector) -> str:
+    info = detector.info
+    return (f"{info.model_id} ({info.precision}, {info.width}x{info.height}, {info.classes} classes) "
+            f"on {detector.engine.device}, OpenVINO {detector.engine.version}")
+
+
+def cmd_compile_blob(args) -> int:
+    from edge_app import metadata
+    from edge_app.runtime import Engine
+
+    started = time.monotonic()
+    engine = Engine(metadata.load(args.model), args.device)
+    path = engine.export_blob()
+    print(f"compiled for {args.device} in {time.monotonic() - started:.1f} s: {path}")
+    return 0
+
+
+def cmd_watch(args) -> int:
+    """Subscribe and print detections readably (and availability/stats with --all)."""
+    import paho.mqtt.client as mqtt
+
+    def on_connect(client, userdata, flags, reason_code, properties):
+        if reason_code.is_failure:
+            print(f"broker refused the connection: {reason_code}", file=sys.stderr)
+            return
+        client.subscribe(f"{args.prefix}/{args.device}/#", qos=1)
+
+    def on_message(client, userdata, msg):
+        leaf = msg.topic.rsplit("/", 1)[-1]
+        device = msg.topic.split("/")[-2]
+        text = msg.payload.decode("utf-8", "replace")
+        if leaf == "available":
+            print(f"{device}: {text}", flush=True)
+        elif leaf == "detections":
+            data = json.loads(text)
+            found = "  ".join(f"{d['label']} {d['confidence']:.2f} "
+                              f"[{d['topleft']['x']},{d['topleft']['y']} "
+                              f"{d['bottomright']['x']},{d['bottomright']['y']}]"
+                              for d in data["detections"])
+            print(f"{device} frame {data['frame_id']}: {found or '-'}", flush=True)
+        elif args.all:
+            print(f"{device} {leaf}: {text}", flush=True)
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client.on_connect = on_connect
+    client.on_message = on_message
+    try:
+        client.connect(args.host, args.port)
+    except OSError as exc:
+        raise InputError(f"broker unreachable: {exc}", f"{args.host}:{args.port}",
+                         "start the broker or give --host/--port") from None
+    try:
+        client.loop_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge-app", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -66,6 +193,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--draw", metavar="DIR", help="also write annotated images into DIR")
     p.add_argument("images", nargs="+")
     p.set_defaults(func=cmd_detect)
+
+    for name, func, text in (("run", cmd_run, "run the daemon: capture → inference → MQTT"),
+                             ("check", cmd_check, "validate config, model, device, source and broker")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--config", help="TOML config file (see systemd/edge-app.toml)")
+        p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                       help="override one config value (repeatable)")
+        p.add_argument("--model", help="= --set model.path=...")
+        p.add_argument("--source", help="= --set source.uri=...")
+        p.add_argument("--device", help="= --set model.device=...")
+        if name == "run":
+            p.add_argument("--print", action="store_true",
+                           help="print detections as they happen and a summary at the end")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("compile-blob", help="precompile the model for a device (faster start-up); "
+                                            "edge-app picks the blob up by itself")
+    p.add_argument("--model", required=True)
+    p.add_argument("--device", default="MYRIAD")
+    p.set_defaults(func=cmd_compile_blob)
+
+    p = sub.add_parser("watch", help="subscribe and print detections readably")
+    p.add_argument("--host", default="localhost")
+    p.add_argument("--port", type=int, default=1883)
+    p.add_argument("--prefix", default="edge-vision")
+    p.add_argument("--device", default="+", help="device id (default: all)")
+    p.add_argument("--all", action="store_true", help="also print stats")
+    p.set_defaults(func=cmd_watch)
     return parser
 
 

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Optional, Tuple
 
 import numpy as np
@@ -35,6 +36,13 @@ def openvino_api():
     return Core, AsyncInferQueue, get_version()
 
 
+def blob_path(info: ModelInfo, device: str) -> Path:
+    """Where a precompiled blob of this exact IR for this device lives: beside the metadata,
+    named with the IR's hash so a blob of an older export is never picked up."""
+    digest = info.raw["ir"].get("bin_sha256", "")[:12]
+    return info.path.with_name(f"{info.xml.stem}.{device.split('.')[0]}.{digest}.blob")
+
+
 class Engine:
     """A compiled model on one device; infers u8 NHWC tensors into the raw region output."""
 
@@ -50,11 +58,31 @@ class Engine:
             raise InputError(f"OpenVINO device '{device}' is not available here (found: "
                              f"{', '.join(available) or 'none'})", "device",
                              "plug in the NCS2 and check the udev rules, or choose CPU")
-        model = self.core.read_model(str(info.xml), str(info.bin))
         config = {"PERFORMANCE_HINT": hint} if hint else {}
-        self.compiled = self.core.compile_model(model, device, config)
+        self.compiled = None
+        self.source = "ir"
+        blob = blob_path(info, device)
+        if blob.exists():
+            try:
+                with open(blob, "rb") as f:
+                    self.compiled = self.core.import_model(f.read(), device, config)
+                self.source = f"blob {blob.name}"
+            except RuntimeError as exc:
+                log.warning("precompiled blob %s was refused (%s); compiling the IR instead", blob, exc)
+        if self.compiled is None:
+            model = self.core.read_model(str(info.xml), str(info.bin))
+            self.compiled = self.core.compile_model(model, device, config)
         self.device = device
         self._request = self.compiled.create_infer_request()
+
+    def export_blob(self) -> Path:
+        """Save the compiled model beside the metadata (see blob_path)."""
+        from edge_app.atomic import write_bytes
+
+        target = blob_path(self.info, self.device)
+        data = self.compiled.export_model()  # bytes on 2022.3, a BytesIO on current releases
+        write_bytes(target, data.getvalue() if hasattr(data, "getvalue") else data)
+        return target
 
     def optimal_requests(self) -> int:
         try:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the project needs on a fresh Debian/Ubuntu machine, idempotently:
-#   - Debian packages: darknet (the reference and training engine), mosquitto (MQTT broker)
+#   - Debian packages: darknet (the reference and training engine), mosquitto (MQTT broker),
+#     plus the shell linter and systemd-analyze (packages shellcheck, systemd) for the deploy checks
 #   - .venv   : the training-box side (current OpenVINO, OpenCV 4.x, matplotlib, tqdm, pytest)
 #   - .venv39 : the Pi's Python 3.9 with OpenVINO 2022.3.1 (the MYRIAD-era API), for the edge
 #               tests; skipped with SKIP_PY39=1
@@ -12,7 +13,7 @@ cd "$REPO"
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 need_apt=()
-for pkg in darknet mosquitto; do
+for pkg in darknet mosquitto shellcheck systemd; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if ((${#need_apt[@]})); then

@@ -1,0 +1,336 @@
+"""Capture: sources behind one small interface, and a thread that always offers the freshest frame.
+
+Sources: a V4L2/USB camera, video file or RTSP/HTTP stream through OpenCV; a folder of images;
+the Pi camera through picamera2 (imported only when used). The capture thread puts each frame
+into a one-slot mailbox; a frame not yet taken is replaced and counted as dropped, so inference
+always gets the newest frame and latency stays bounded when the camera outruns the stick.
+A source that vanishes (camera unplugged, stream closed) is re-opened with exponential backoff;
+the thread never dies of it and reports its state.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+
+from edge_app.config import SourceConfig
+from edge_app.errors import InputError
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
+
+
+class SourceError(Exception):
+    """The source cannot be opened or read right now (it may come back)."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    index: int  # running number of the frame from this capture (0, 1, 2, ...)
+    captured_at: float  # wall clock, seconds since the epoch
+    captured_mono: float  # monotonic clock, for latencies
+    image: np.ndarray  # BGR u8, H x W x 3
+
+
+class OpenCVSource:
+    """Camera index, /dev/videoN, video file, or rtsp://, http:// stream."""
+
+    def __init__(self, uri: str, cfg: SourceConfig):
+        self.uri = uri
+        self.cfg = cfg
+        self.is_file = "://" not in uri and not uri.isdigit() and not uri.startswith("/dev/")
+        self.finite = self.is_file and not cfg.loop
+        self._cap = None
+        self.frame_interval: Optional[float] = None
+
+    @property
+    def name(self) -> str:
+        return f"opencv:{self.uri}"
+
+    def open(self) -> None:
+        import cv2
+
+        if self.is_file and not Path(self.uri).is_file():
+            raise SourceError(f"video file {self.uri} does not exist")
+        cap = cv2.VideoCapture(int(self.uri) if self.uri.isdigit() else self.uri)
+        if not cap.isOpened():
+            cap.release()
+            raise SourceError(f"cannot open {self.uri}")
+        if not self.is_file:
+            if self.cfg.width and self.cfg.height:
+                cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.cfg.width)
+                cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.cfg.height)
+            if self.cfg.fps:
+                cap.set(cv2.CAP_PROP_FPS, self.cfg.fps)
+            cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # keep the driver's queue short: fresh frames
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        self.frame_interval = 1.0 / fps if self.is_file and self.cfg.realtime and fps > 0 else None
+        self._cap = cap
+
+    def read(self) -> Optional[np.ndarray]:
+        """The next frame; None at the end of a file or when the device stops delivering."""
+        ok, image = self._cap.read()
+        if not ok and self.is_file and self.cfg.loop:
+            # re-open rather than seek: seeking to 0 fails on some containers (MJPEG AVI)
+            self.close()
+            self.open()
+            ok, image = self._cap.read()
+        return image if ok else None
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+class DirectorySource:
+    """The images of a folder in name order (JPEG, PNG, BMP)."""
+
+    def __init__(self, folder: str, cfg: SourceConfig):
+        self.folder = Path(folder)
+        self.cfg = cfg
+        self.finite = not cfg.loop
+        self.frame_interval = 1.0 / cfg.fps if cfg.fps and cfg.realtime else None
+        self._files: List[Path] = []
+        self._next = 0
+
+    @property
+    def name(self) -> str:
+        return f"directory:{self.folder}"
+
+    def open(self) -> None:
+        if not self.folder.is_dir():
+            raise SourceError(f"folder {self.folder} does not exist")
+        self._files = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not self._files:
+            raise SourceError(f"folder {self.folder} holds no images")
+        self._next = 0
+
+    def read(self) -> Optional[np.ndarray]:
+        """The next readable image; None at the end, or when a whole pass finds none (the
+        folder went away): the capture thread then treats the source as lost."""
+        import cv2
+
+        for _ in range(len(self._files)):
+            if self._next >= len(self._files):
+                if not self.cfg.loop:
+                    return None
+                self._next = 0
+            path = self._files[self._next]
+            self._next += 1
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is not None:
+                return image
+            log.warning("skipping unreadable image %s", path)
+        return None
+
+    def close(self) -> None:
+        self._files = []
+
+
+class Picamera2Source:
+    """The Raspberry Pi camera (picamera2 from apt on Bullseye). RGB888 is BGR in memory, which
+    is what OpenCV and the model expect. Thin on purpose: everything around it is tested with
+    the other sources, which share its interface."""
+
+    finite = False
+    frame_interval = None
+
+    def __init__(self, cfg: SourceConfig):
+        self.cfg = cfg
+        self._camera = None
+
+    @property
+    def name(self) -> str:
+        return "picamera2"
+
+    def open(self) -> None:
+        try:
+            from picamera2 import Picamera2
+        except ImportError:
+            raise SourceError("picamera2 is not installed (apt install python3-picamera2)") from None
+        try:
+            camera = Picamera2()
+            size = (self.cfg.width or 640, self.cfg.height or 480)
+            camera.configure(camera.create_preview_configuration(main={"format": "RGB888", "size": size}))
+            camera.start()
+        except Exception as exc:  # libcamera raises many kinds
+            raise SourceError(f"cannot start the Pi camera: {exc}") from None
+        self._camera = camera
+
+    def read(self) -> Optional[np.ndarray]:
+        try:
+            return self._camera.capture_array("main")
+        except Exception as exc:
+            log.warning("Pi camera read failed: %s", exc)
+            return None
+
+    def close(self) -> None:
+        if self._camera is not None:
+            try:
+                self._camera.stop()
+                self._camera.close()
+            finally:
+                self._camera = None
+
+
+def make_source(cfg: SourceConfig):
+    kind = cfg.kind
+    if kind == "auto":
+        if cfg.uri in ("picamera", "picamera2"):
+            kind = "picamera2"
+        elif Path(cfg.uri).is_dir():
+            kind = "directory"
+        else:
+            kind = "opencv"
+    if kind == "picamera2":
+        return Picamera2Source(cfg)
+    if kind == "directory":
+        return DirectorySource(cfg.uri, cfg)
+    return OpenCVSource(cfg.uri, cfg)
+
+
+class FrameMailbox:
+    """One slot holding the newest frame. put() replaces an untaken frame and counts it dropped;
+    with wait=True it waits for the slot to empty instead (no drops)."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._frame: Optional[Frame] = None
+        self.dropped = 0
+        self.closed = False
+
+    def put(self, frame: Frame, wait: bool = False, timeout: float = 0.5) -> bool:
+        """False when waiting timed out (the caller retries, keeping its heartbeat)."""
+        with self._cond:
+            if wait and not self._cond.wait_for(lambda: self._frame is None or self.closed, timeout):
+                return False
+            if self._frame is not None:
+                self.dropped += 1
+            self._frame = frame
+            self._cond.notify_all()
+            return True
+
+    def take(self, timeout: float) -> Optional[Frame]:
+        with self._cond:
+            self._cond.wait_for(lambda: self._frame is not None or self.closed, timeout)
+            frame, self._frame = self._frame, None
+            self._cond.notify_all()
+            return frame
+
+    def close(self) -> None:
+        with self._cond:
+            self.closed = True
+            self._cond.notify_all()
+
+    @property
+    def depth(self) -> int:
+        return 0 if self._frame is None else 1
+
+
+class Capture(threading.Thread):
+    """Reads the source into the mailbox until stopped or (finite sources) the end."""
+
+    def __init__(self, source, cfg: SourceConfig, heartbeat, stop: threading.Event):
+        super().__init__(name="capture", daemon=True)
+        self.source = source
+        self.cfg = cfg
+        self.heartbeat = heartbeat
+        self.stop_event = stop
+        self.mailbox = FrameMailbox()
+        self.ended = threading.Event()
+        self.state = "starting"
+        self.frames = 0
+        self.reconnects = 0
+        self.last_error = ""
+
+    def _set_state(self, state: str, detail: str = "") -> None:
+        if state != self.state:
+            (log.warning if state in ("lost", "retrying") else log.info)(
+                "source %s: %s%s", self.source.name, state, f" ({detail})" if detail else "")
+        self.state = state
+
+    def _sleep(self, seconds: float) -> bool:
+        """Sleep in short steps, beating; True if stopped meanwhile."""
+        end = time.monotonic() + seconds
+        while not self.stop_event.is_set():
+            self.heartbeat.beat()
+            left = end - time.monotonic()
+            if left <= 0:
+                return False
+            self.stop_event.wait(min(left, 0.5))
+        return True
+
+    def _open_with_backoff(self) -> bool:
+        delay = self.cfg.retry_min
+        while not self.stop_event.is_set():
+            self.heartbeat.beat()
+            try:
+                self.source.open()
+                self._set_state("running")
+                return True
+            except SourceError as exc:
+                self.last_error = str(exc)
+                self._set_state("retrying", f"{exc}; next try in {delay:.0f} s")
+                self.reconnects += 1
+            if self._sleep(delay):
+                return False
+            delay = min(delay * 2, self.cfg.retry_max)
+        return False
+
+    def run(self) -> None:
+        try:
+            self._run()
+        finally:
+            self.source.close()
+            self.ended.set()
+            self.mailbox.close()
+
+    def _run(self) -> None:
+        while not self.stop_event.is_set():
+            if not self._open_with_backoff():
+                return
+            started, count = time.monotonic(), 0
+            while not self.stop_event.is_set():
+                self.heartbeat.beat()
+                image = self.source.read()
+                if image is None:
+                    break
+                now = time.monotonic()
+                frame = Frame(self.frames, time.time(), now, image)
+                self.frames += 1
+                while not self.mailbox.put(frame, wait=self.cfg.every_frame):
+                    self.heartbeat.beat()
+                    if self.stop_event.is_set():
+                        return
+                count += 1
+                if self.source.frame_interval:  # play files at their own pace
+                    self._sleep(started + count * self.source.frame_interval - time.monotonic())
+            self.source.close()
+            if self.stop_event.is_set():
+                return
+            if self.source.finite:
+                self._set_state("ended")
+                return
+            self._set_state("lost", "no frame from the source")
+
+
+def check_source(cfg: SourceConfig) -> str:
+    """Open the source and read one frame, for `edge-app check`; InputError if it fails."""
+    source = make_source(cfg)
+    try:
+        source.open()
+        image = source.read()
+    except SourceError as exc:
+        raise InputError(str(exc), "source.uri", "check the camera, file or stream address") from None
+    finally:
+        source.close()
+    if image is None:
+        raise InputError("the source opened but delivered no frame", "source.uri")
+    return f"{source.name}: {image.shape[1]}x{image.shape[0]}"

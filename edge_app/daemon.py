@@ -1,0 +1,207 @@
+"""`edge-app run`: start the stages in dependency order, supervise, stop in reverse.
+
+Start-up: config → model on the device (loud, explicit fallback) → MQTT (background connect) →
+capture → inference → output. READY=1 goes to systemd once the first frame has gone through.
+The supervisor (main thread) then pings the watchdog at half WATCHDOG_USEC while no stage is
+stalled, updates STATUS= with live fps, and publishes stats. SIGTERM/SIGINT: stop capture,
+drain the requests in flight, publish "stopped", exit 0. A finite source (a file) ends the
+run the same way once every frame has been published.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from typing import Callable, Dict, List, Optional
+
+from edge_app import __version__
+from edge_app.capture import Capture, make_source
+from edge_app.config import Config
+from edge_app.detector import Detector
+from edge_app.errors import InputError
+from edge_app.messages import STATS_SCHEMA, cpu_temperature, percentile
+from edge_app.notify import Notifier
+from edge_app.pipeline import Heartbeat, Inference, Output, frames_per_class, mqtt_sink
+
+log = logging.getLogger(__name__)
+
+MYRIAD_REQUESTS = 4  # the NCS2's optimum: 2 executors x 2 requests
+
+
+def load_detector(config: Config) -> Detector:
+    """The model on the configured device, or on the fallback device, said loudly."""
+    m, d = config.model, config.detect
+    conf = d.confidence if d.confidence >= 0 else None
+    nms = d.nms if d.nms >= 0 else None
+    try:
+        return Detector(m.path, m.device, conf, nms, hint="THROUGHPUT")
+    except InputError as exc:
+        if exc.where != "device" or not m.fallback or m.fallback == m.device:
+            raise
+        log.warning("*** device %s is not available (%s); FALLING BACK to %s as model.fallback "
+                    "says. Set model.fallback = \"\" to refuse to start instead. ***",
+                    m.device, exc.what, m.fallback)
+        return Detector(m.path, m.fallback, conf, nms, hint="THROUGHPUT")
+
+
+def request_count(config: Config, detector: Detector) -> int:
+    if config.model.requests:
+        return config.model.requests
+    if detector.engine.device.startswith("MYRIAD"):
+        return MYRIAD_REQUESTS
+    return max(1, detector.engine.optimal_requests())
+
+
+class Daemon:
+    def __init__(self, config: Config, sinks: Optional[List[Callable]] = None,
+                 notifier: Optional[Notifier] = None):
+        self.config = config
+        self.extra_sinks = sinks or []
+        self.notifier = notifier or Notifier()
+        self.stop_event = threading.Event()
+        self.started = time.monotonic()
+        self.per_class: Dict[str, int] = {}
+        self.publisher = None
+        self.detector: Optional[Detector] = None
+        self.capture: Optional[Capture] = None
+        self.inference: Optional[Inference] = None
+        self.output: Optional[Output] = None
+        self.stalled: List[str] = []
+
+    # -- start / stop ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        config = self.config
+        self.detector = load_detector(config)
+        info = self.detector.info
+        log.info("model %s (%s, %dx%d, %d classes) on %s, OpenVINO %s", info.model_id,
+                 info.precision, info.width, info.height, info.classes,
+                 self.detector.engine.device, self.detector.engine.version)
+        sinks = [frames_per_class(self.per_class)] + self.extra_sinks
+        if config.mqtt.enabled:
+            from edge_app.mqtt import Publisher
+
+            self.publisher = Publisher(config)
+            self.publisher.start()
+            sinks.insert(0, mqtt_sink(self.publisher, config, info.model_id))
+        self.capture = Capture(make_source(config.source), config.source, Heartbeat("capture"),
+                               self.stop_event)
+        self.inference = Inference(self.detector, self.capture, request_count(config, self.detector),
+                                   self.stop_event)
+        self.output = Output(self.detector, self.inference, config.detect.classes, sinks)
+        log.info("%d inference requests in flight at most", self.inference.jobs)
+        for thread in (self.output, self.inference, self.capture):
+            thread.start()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.notifier.stopping("stopping")
+        # capture may sit in a blocking read (a hung camera): it is a daemon thread, so do
+        # not wait long for it; inference and output drain what is already in flight
+        for thread, wait in ((self.capture, 2), (self.inference, 10), (self.output, 10)):
+            if thread is not None and thread.is_alive():
+                thread.join(timeout=wait)
+                if thread.is_alive():
+                    log.error("stage %s did not stop within %d s", thread.name, wait)
+        if self.publisher is not None:
+            self.publisher.stop()
+
+    # -- supervision ----------------------------------------------------------------------
+
+    def stages(self):
+        return [self.capture.heartbeat, self.inference.heartbeat, self.output.heartbeat]
+
+    def healthy(self) -> bool:
+        limit = self.config.service.stall_timeout
+        self.stalled = [h.name for h in self.stages() if h.silent_for() > limit]
+        return not self.stalled
+
+    def failure(self) -> Optional[BaseException]:
+        return self.inference.error or self.output.error
+
+    def finished(self) -> bool:
+        return not self.output.is_alive()
+
+    def stats(self) -> dict:
+        out, inf, cap = self.output, self.inference, self.capture
+        pub = self.publisher
+        infer = list(out.inference_ms)
+        latency = list(out.latency_ms)
+        return {
+            "schema": STATS_SCHEMA,
+            "device_id": self.config.device_id,
+            "model_id": self.detector.info.model_id,
+            "version": __version__,
+            "uptime_s": round(time.monotonic() - self.started, 1),
+            "device": self.detector.engine.device,
+            "fps": round(out.fps(), 2),
+            "frames": {"captured": cap.frames, "processed": out.processed,
+                       "dropped": cap.mailbox.dropped},
+            "inference_ms": {"p50": percentile(infer, 50), "mean": (sum(infer) / len(infer)) if infer else None},
+            "latency_ms": {"p50": percentile(latency, 50), "p95": percentile(latency, 95)},
+            "queues": {"capture": cap.mailbox.depth, "in_flight": inf.in_flight,
+                       "reorder": inf.results.depth, "mqtt": pub.queued if pub else 0},
+            "source": {"name": cap.source.name, "state": cap.state, "reconnects": cap.reconnects},
+            "mqtt": {"connected": bool(pub and pub.connected), "published": pub.published if pub else 0,
+                     "overflow": pub.overflow if pub else 0, "skipped": pub.skipped if pub else 0},
+            "cpu_temp_c": cpu_temperature(),
+        }
+
+    def status_line(self) -> str:
+        cap = self.capture
+        text = f"{self.output.fps():.1f} fps, {self.output.processed} frames, source {cap.state}"
+        if self.publisher is not None:
+            text += ", mqtt " + ("connected" if self.publisher.connected else "disconnected")
+        if self.stalled:
+            text += f", STALLED: {', '.join(self.stalled)}"
+        return text
+
+    def supervise(self) -> int:
+        """Main-thread loop until stop, the end of a finite source, or a stage failure."""
+        svc = self.config.service
+        ping = self.notifier.ping_interval
+        tick = min(0.5, ping) if ping else 0.5
+        ready = False
+        next_ping = next_status = time.monotonic()
+        next_stats = time.monotonic() + self.config.mqtt.stats_interval
+        while not self.stop_event.is_set():
+            error = self.failure()
+            if error is not None:
+                log.error("pipeline failed: %s", error)
+                return 1
+            if self.finished():
+                log.info("source ended and every frame was processed")
+                return 0
+            now = time.monotonic()
+            if not ready and self.output.first_frame.is_set():
+                ready = True
+                self.notifier.ready(self.status_line())
+                log.info("first frame through the pipeline: ready")
+            healthy = self.healthy()
+            if ping and ready and now >= next_ping:
+                if healthy:
+                    self.notifier.watchdog()
+                else:
+                    log.error("stage(s) %s stalled for more than %.0f s: withholding the "
+                              "watchdog ping", ", ".join(self.stalled), svc.stall_timeout)
+                next_ping = now + ping
+            if now >= next_status:
+                self.notifier.status(self.status_line())
+                next_status = now + svc.status_interval
+            if self.publisher is not None and self.config.mqtt.stats_interval and now >= next_stats:
+                self.publisher.publish("stats", self.stats(), retain=False)
+                next_stats = now + self.config.mqtt.stats_interval
+            self.stop_event.wait(tick)
+        return 0
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
+        signal.signal(signal.SIGINT, lambda *_: self.stop_event.set())
+        self.start()
+        code = 1
+        try:
+            code = self.supervise()
+        finally:
+            self.stop()
+        return code

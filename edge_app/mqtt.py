@@ -1,0 +1,198 @@
+"""MQTT publishing (paho-mqtt 2.x) under <topic_prefix>/<device_id>/:
+
+  available   retained "online" on every connect, "offline" as the will (the broker sends it
+              when the device vanishes), "stopped" on a clean shutdown
+  detections  one JSON message per processed frame (policy: every / detections / changes)
+  stats       JSON every stats_interval seconds
+
+A broker outage never blocks the pipeline: paho's network loop runs in its own thread and
+reconnects by itself; QoS >= 1 messages produced meanwhile wait in paho's queue, bounded by
+mqtt.queue_limit, and go out after reconnect. Messages that do not fit are counted as overflow.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import ssl
+import threading
+import time
+from typing import Any, Dict, Optional
+
+from edge_app.config import Config
+from edge_app.errors import InputError
+
+log = logging.getLogger(__name__)
+
+AVAILABLE, DETECTIONS, STATS = "available", "detections", "stats"
+
+
+class Publisher:
+    def __init__(self, config: Config):
+        import paho.mqtt.client as mqtt
+
+        self._mqtt = mqtt
+        self.config = config
+        self.cfg = config.mqtt
+        self.base = config.topic_base
+        self.connected = False
+        self.published = 0  # messages handed to paho
+        self.delivered = 0  # acknowledged by the broker (QoS>=1) or written (QoS 0)
+        self.overflow = 0  # QoS>=1 messages refused because the queue was full
+        self.dropped_offline = 0  # QoS 0 messages produced while disconnected
+        self.skipped = 0  # frames not published by policy or rate limit
+        self.connects = 0
+        self.last_error = ""
+        self._last_signature: Optional[tuple] = None
+        self._last_sent = 0.0
+        self._lock = threading.Lock()
+        self._stopping = False
+
+        client_id = self.cfg.client_id or f"edge-app-{config.device_id}"
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                             clean_session=True)
+        client.max_queued_messages_set(self.cfg.queue_limit)
+        client.reconnect_delay_set(max(1, int(self.cfg.reconnect_min)),
+                                   max(1, int(self.cfg.reconnect_max)))
+        client.will_set(self.topic(AVAILABLE), "offline", qos=1, retain=True)
+        if self.cfg.username:
+            client.username_pw_set(self.cfg.username, config.password())
+        if self.cfg.tls:
+            try:
+                client.tls_set(ca_certs=self.cfg.ca_file or None, certfile=self.cfg.cert_file or None,
+                               keyfile=self.cfg.key_file or None, cert_reqs=ssl.CERT_REQUIRED)
+            except (ssl.SSLError, OSError) as exc:
+                raise InputError(f"cannot load the TLS files: {exc}", "mqtt.ca_file / cert_file / key_file",
+                                 "check the PEM files and their permissions") from None
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        self.client = client
+
+    def topic(self, leaf: str) -> str:
+        return f"{self.base}/{leaf}"
+
+    # -- connection -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect in the background; returns at once, reachable broker or not."""
+        try:
+            self.client.connect_async(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive)
+        except (ValueError, OSError) as exc:
+            raise InputError(f"bad broker address {self.cfg.host}:{self.cfg.port}: {exc}",
+                             "mqtt.host", "give a host name or IP address") from None
+        self.client.loop_start()
+        log.info("MQTT: connecting to %s:%d as %s (topics %s/...)", self.cfg.host, self.cfg.port,
+                 self.client._client_id.decode(), self.base)
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            # a refused CONNACK is not a connection: stay disconnected, paho retries
+            self.connected = False
+            self.last_error = f"broker refused the connection: {reason_code}"
+            log.error("MQTT: %s", self.last_error)
+            return
+        self.connected = True
+        self.connects += 1
+        log.info("MQTT: connected to %s:%d", self.cfg.host, self.cfg.port)
+        client.publish(self.topic(AVAILABLE), "online", qos=1, retain=True)
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        was = self.connected
+        self.connected = False
+        if was and not self._stopping:
+            self.last_error = f"disconnected: {reason_code}"
+            log.warning("MQTT: %s; reconnecting in the background", self.last_error)
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        with self._lock:
+            self.delivered += 1
+
+    @property
+    def queued(self) -> int:
+        """Messages handed over and not yet delivered."""
+        return max(0, self.published - self.delivered)
+
+    # -- publishing -----------------------------------------------------------------------
+
+    def publish(self, leaf: str, payload: Dict[str, Any], qos: Optional[int] = None,
+                retain: bool = False) -> bool:
+        qos = self.cfg.qos if qos is None else qos
+        if qos == 0 and not self.connected:
+            self.dropped_offline += 1
+            return False
+        info = self.client.publish(self.topic(leaf), json.dumps(payload, separators=(",", ":")),
+                                   qos=qos, retain=retain)
+        if info.rc == self._mqtt.MQTT_ERR_QUEUE_SIZE:
+            self.overflow += 1
+            return False
+        with self._lock:
+            self.published += 1
+        return True
+
+    def detections(self, message: Dict[str, Any]) -> bool:
+        """Publish one frame's message if the policy and the rate limit let it through."""
+        signature = tuple(sorted(d["label"] for d in message["detections"]))
+        policy = self.cfg.publish
+        if policy == "detections" and not signature:
+            self.skipped += 1
+            return False
+        if policy == "changes" and signature == self._last_signature:
+            self.skipped += 1
+            return False
+        now = time.monotonic()
+        if self.cfg.max_rate and now - self._last_sent < 1.0 / self.cfg.max_rate:
+            self.skipped += 1
+            return False
+        if self.publish(DETECTIONS, message):
+            self._last_signature = signature
+            self._last_sent = now
+            return True
+        return False
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Clean shutdown: retained "stopped", wait for delivery, disconnect (no will)."""
+        self._stopping = True
+        if self.connected:
+            info = self.client.publish(self.topic(AVAILABLE), "stopped", qos=1, retain=True)
+            end = time.monotonic() + timeout
+            while time.monotonic() < end and (self.queued > 0 or not info.is_published()):
+                time.sleep(0.05)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def check_broker(config: Config, timeout: float = 5.0) -> str:
+    """Connect once and disconnect, for `edge-app check`; InputError if it fails."""
+    import paho.mqtt.client as mqtt
+
+    done = threading.Event()
+    result: Dict[str, Any] = {}
+
+    def on_connect(client, userdata, flags, reason_code, properties):
+        result["rc"] = reason_code
+        done.set()
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"edge-app-check-{config.device_id}")
+    if config.mqtt.username:
+        client.username_pw_set(config.mqtt.username, config.password())
+    if config.mqtt.tls:
+        client.tls_set(ca_certs=config.mqtt.ca_file or None, certfile=config.mqtt.cert_file or None,
+                       keyfile=config.mqtt.key_file or None)
+    client.on_connect = on_connect
+    where = f"mqtt.host/mqtt.port ({config.mqtt.host}:{config.mqtt.port})"
+    try:
+        client.connect(config.mqtt.host, config.mqtt.port, keepalive=10)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"broker unreachable: {exc}", where,
+                         "start the broker, or fix the address; the daemon itself keeps retrying") from None
+    client.loop_start()
+    try:
+        if not done.wait(timeout):
+            raise InputError(f"broker did not answer within {timeout:.0f} s", where)
+        if result["rc"].is_failure:
+            raise InputError(f"broker refused the connection: {result['rc']}", "mqtt.username",
+                             "check the user name, password and the broker's ACL")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return f"{config.mqtt.host}:{config.mqtt.port} accepted the connection"

@@ -1,0 +1,188 @@
+"""The daemon's data path: capture → async inference → decode → publish, in threads joined by
+bounded hand-overs (a one-frame mailbox, N in-flight requests, a re-order buffer of at most N).
+
+Each stage beats a heartbeat on every loop turn, busy or idle-waiting; a stage silent for
+service.stall_timeout is stalled, and the supervisor then stops the systemd watchdog pings so
+that systemd restarts the service. Results leave inference in frame order.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from typing import Callable, Deque, Dict, List, Optional, Tuple
+
+from edge_app.capture import Capture, Frame
+from edge_app.decode import filter_classes
+from edge_app.detection import Detection
+from edge_app.detector import Detector
+from edge_app.messages import detections_message
+
+log = logging.getLogger(__name__)
+
+
+class Heartbeat:
+    def __init__(self, name: str):
+        self.name = name
+        self.last = time.monotonic()
+
+    def beat(self) -> None:
+        self.last = time.monotonic()
+
+    def silent_for(self) -> float:
+        return time.monotonic() - self.last
+
+
+class Reorder:
+    """Results arrive in completion order; pop() gives them back in submission order."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._items: Dict[int, tuple] = {}
+        self._next = 0
+        self.closed = False
+
+    def put(self, seq: int, item: tuple) -> None:
+        with self._cond:
+            self._items[seq] = item
+            self._cond.notify_all()
+
+    def pop(self, timeout: float) -> Optional[tuple]:
+        with self._cond:
+            self._cond.wait_for(lambda: self._next in self._items or self.closed, timeout)
+            item = self._items.pop(self._next, None)
+            if item is not None:
+                self._next += 1
+            return item
+
+    def close(self) -> None:
+        with self._cond:
+            self.closed = True
+            self._cond.notify_all()
+
+    @property
+    def depth(self) -> int:
+        return len(self._items)
+
+
+class Inference(threading.Thread):
+    """Takes the freshest frame, prepares it and starts an async request; the callback stores
+    the raw output in the re-order buffer."""
+
+    def __init__(self, detector: Detector, capture: Capture, jobs: int, stop: threading.Event):
+        super().__init__(name="inference", daemon=True)
+        self.detector = detector
+        self.capture = capture
+        self.heartbeat = Heartbeat("inference")
+        self.stop_event = stop
+        self.results = Reorder()
+        self.queue = detector.engine.async_queue(jobs)
+        self.queue.set_callback(self._done)
+        self.jobs = len(self.queue)
+        self.submitted = 0
+        self.completed = 0
+        self.error: Optional[BaseException] = None
+
+    def _done(self, request, userdata) -> None:
+        seq, frame, started = userdata
+        try:
+            raw = request.get_output_tensor(0).data.copy()
+            self.results.put(seq, (frame, raw, (time.monotonic() - started) * 1e3))
+            self.completed += 1
+        except BaseException as exc:  # surfaced by the supervisor, never swallowed
+            self.error = exc
+            self.results.put(seq, (frame, None, 0.0))
+
+    @property
+    def in_flight(self) -> int:
+        return self.submitted - self.completed
+
+    def run(self) -> None:
+        try:
+            while not self.stop_event.is_set():
+                self.heartbeat.beat()
+                # wait for a free request first, then take the newest frame: a frame taken
+                # earlier would age while every request is busy
+                self.queue.get_idle_request_id()
+                frame = self.capture.mailbox.take(timeout=0.5)
+                if frame is None:
+                    if self.capture.ended.is_set() and self.capture.mailbox.depth == 0:
+                        break
+                    continue
+                tensor = self.detector.prepare(frame.image)
+                self.queue.start_async({0: tensor}, (self.submitted, frame, time.monotonic()))
+                self.submitted += 1
+            self.queue.wait_all()  # drain what is in flight
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            self.results.close()
+
+
+class Output(threading.Thread):
+    """Decodes results in frame order and hands them to the sinks (MQTT, terminal, tests)."""
+
+    def __init__(self, detector: Detector, inference: Inference, classes: Tuple[str, ...],
+                 sinks: List[Callable[[Frame, List[Detection], float, float], None]]):
+        super().__init__(name="output", daemon=True)
+        self.detector = detector
+        self.inference = inference
+        self.classes = classes
+        self.sinks = sinks
+        self.heartbeat = Heartbeat("output")
+        self.first_frame = threading.Event()
+        self.processed = 0
+        self.inference_ms: Deque[float] = deque(maxlen=1000)
+        self.latency_ms: Deque[float] = deque(maxlen=1000)
+        self.done_times: Deque[float] = deque(maxlen=1000)
+        self.error: Optional[BaseException] = None
+
+    def run(self) -> None:
+        try:
+            while True:
+                self.heartbeat.beat()
+                item = self.inference.results.pop(timeout=0.5)
+                if item is None:
+                    if self.inference.results.closed and self.inference.results.depth == 0:
+                        return
+                    continue
+                frame, raw, infer_ms = item
+                if raw is None:
+                    raise RuntimeError(f"inference failed: {self.inference.error}")
+                height, width = frame.image.shape[:2]
+                detections = filter_classes(self.detector.decode(raw, width, height), self.classes)
+                latency = (time.monotonic() - frame.captured_mono) * 1e3
+                for sink in self.sinks:
+                    sink(frame, detections, infer_ms, latency)
+                self.processed += 1
+                self.inference_ms.append(infer_ms)
+                self.latency_ms.append((time.monotonic() - frame.captured_mono) * 1e3)
+                self.done_times.append(time.monotonic())
+                self.first_frame.set()
+        except BaseException as exc:
+            self.error = exc
+
+    def fps(self, window: float = 10.0) -> float:
+        now = time.monotonic()
+        recent = [t for t in list(self.done_times) if now - t <= window]
+        if len(recent) < 2:
+            return 0.0
+        return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-9)
+
+
+def mqtt_sink(publisher, config, model_id: str):
+    def sink(frame: Frame, detections: List[Detection], infer_ms: float, latency_ms: float) -> None:
+        height, width = frame.image.shape[:2]
+        publisher.detections(detections_message(
+            detections, device_id=config.device_id, model_id=model_id, frame_id=frame.index,
+            captured_at=frame.captured_at, frame_width=width, frame_height=height,
+            inference_ms=infer_ms, latency_ms=latency_ms))
+    return sink
+
+
+def frames_per_class(counter: Dict[str, int]):
+    def sink(frame, detections, infer_ms, latency_ms):
+        for d in detections:
+            counter[d.label] = counter.get(d.label, 0) + 1
+    return sink
