@@ -77,6 +77,21 @@ def readable(frame, detections, show: int = 5) -> str:
         + (f"  {found}" if found else "")
 
 
+def jsonl_sink(path: str, config):
+    """Every processed frame's detections message, one JSON object per line, to a file."""
+    from edge_app.messages import detections_message
+
+    out = open(path, "w", buffering=1)
+
+    def sink(frame, detections, infer_ms, latency_ms):
+        height, width = frame.image.shape[:2]
+        out.write(json.dumps(detections_message(
+            detections, device_id=config.device_id, model_id="", frame_id=frame.index,
+            captured_at=frame.captured_at, frame_width=width, frame_height=height,
+            inference_ms=infer_ms, latency_ms=latency_ms)) + "\n")
+    return sink
+
+
 def cmd_run(args) -> int:
     from edge_app.daemon import Daemon
     from edge_app.notify import setup_logging
@@ -84,6 +99,8 @@ def cmd_run(args) -> int:
     config = config_from_args(args)
     setup_logging(config.service.log_level)
     sinks = []
+    if args.jsonl:
+        sinks.append(jsonl_sink(args.jsonl, config))
     if args.print:
         sinks.append(lambda frame, detections, infer_ms, latency_ms:
                      print(readable(frame, detections), flush=True))
@@ -206,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "run":
             p.add_argument("--print", action="store_true",
                            help="print detections as they happen and a summary at the end")
+            p.add_argument("--jsonl", metavar="FILE", help="also write every frame's detections message to FILE")
         p.set_defaults(func=func)
 
     p = sub.add_parser("compile-blob", help="precompile the model for a device (faster start-up); "

@@ -163,6 +163,7 @@ class Daemon:
         ping = self.notifier.ping_interval
         tick = min(0.5, ping) if ping else 0.5
         ready = False
+        warned_broker = False
         next_ping = next_status = time.monotonic()
         next_stats = time.monotonic() + self.config.mqtt.stats_interval
         while not self.stop_event.is_set():
@@ -189,6 +190,11 @@ class Daemon:
             if now >= next_status:
                 self.notifier.status(self.status_line())
                 next_status = now + svc.status_interval
+            if (self.publisher is not None and not self.publisher.connected and not warned_broker
+                    and now - self.started > 5):
+                warned_broker = True
+                log.warning("MQTT broker %s:%d not reachable: detections are not published until it is "
+                            "(retrying in the background)", self.config.mqtt.host, self.config.mqtt.port)
             if self.publisher is not None and self.config.mqtt.stats_interval and now >= next_stats:
                 self.publisher.publish("stats", self.stats(), retain=False)
                 next_stats = now + self.config.mqtt.stats_interval

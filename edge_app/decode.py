@@ -51,7 +51,13 @@ class Candidates:
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
+    # = 1 / (1 + exp(-x)) to an ulp, without overflow warnings for large |x|
+    return 0.5 + 0.5 * np.tanh(0.5 * x)
+
+
+# e^20 grid cells is far beyond any frame; capping tw/th there keeps an untrained model's
+# wild outputs finite (boxes are clipped to the frame afterwards anyway)
+MAX_LOG_SCALE = 20.0
 
 
 def region_candidates(raw: np.ndarray, spec: RegionSpec, threshold: float) -> Candidates:
@@ -76,7 +82,7 @@ def region_candidates(raw: np.ndarray, spec: RegionSpec, threshold: float) -> Ca
     t = out[anchor, :4, row[cell], col[cell]]  # (n, 4): tx, ty, tw, th
     grid = np.array([grid_w, grid_h], np.float32)
     centre = (np.stack([col[cell], row[cell]], axis=1) + _sigmoid(t[:, :2])) / grid
-    half = np.exp(t[:, 2:]) * spec.anchors[anchor] / (2 * grid)
+    half = np.exp(np.minimum(t[:, 2:], MAX_LOG_SCALE)) * spec.anchors[anchor] / (2 * grid)
     return Candidates(np.concatenate([centre - half, centre + half], axis=1),
                       prob[cell, class_id], class_id)
 

@@ -62,6 +62,201 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _ratios(text: str):
+    try:
+        parts = tuple(float(v) for v in text.split("/"))
+    except ValueError:
+        parts = ()
+    if len(parts) != 3 or abs(sum(parts) - (100 if sum(parts) > 1.5 else 1)) > 1e-6:
+        raise InputError(f"--split {text!r}: expected train/valid/test percentages summing to 100, e.g. 80/10/10",
+                         "--split")
+    total = sum(parts)
+    return tuple(p / total for p in parts)
+
+
+def cmd_synth(args) -> int:
+    from model_tools import synth
+
+    path = synth.generate(args.out, args.count, args.seed, size=(args.width, args.height))
+    print(f"wrote {args.count} images and {path}")
+    return 0
+
+
+def cmd_synth_clip(args) -> int:
+    from model_tools import synth
+
+    path = synth.make_clip(args.out, args.frames, args.seed, (args.width, args.height), args.fps)
+    print(f"wrote {path} and {path.with_suffix('.json')} (ground truth)")
+    return 0
+
+
+def cmd_import(args) -> int:
+    from model_tools import dataset
+
+    if args.format == "flickr27":
+        imported = dataset.import_flickr27(args.source, args.images)
+    elif args.format == "voc":
+        imported = dataset.import_voc(args.source)
+    elif args.format == "openimages":
+        if not (args.descriptions and args.images and args.classes):
+            raise InputError("openimages needs --descriptions, --images and --classes", "import openimages")
+        imported = dataset.import_openimages(args.source, args.descriptions, args.images, args.classes.split(","))
+    else:
+        imported = dataset.import_yolo(args.source, args.names)
+    names = None
+    if args.names and args.format != "yolo":
+        names = [n.strip() for n in Path(args.names).read_text().splitlines() if n.strip()]
+    report = dataset.build(imported, args.out, names=names, ratios=_ratios(args.split), seed=args.seed,
+                           test_keys=args.test_key or (), valid_keys=args.valid_key or (), name=args.name)
+    print(report.text(), end="")
+    print(f"darknet layout written to {args.out} ({args.name}.data, report.txt)")
+    return 0
+
+
+def cmd_cfg(args) -> int:
+    from edge_app.atomic import write_text
+    from model_tools import cfggen
+
+    anchors = [float(v) for v in args.anchors.split(",")] if args.anchors else list(cfggen.DEFAULT_ANCHORS)
+    spec = cfggen.TinySpec(classes=args.classes, width=args.width, height=args.height,
+                           width_multiplier=args.width_multiplier, anchors=anchors, batch=args.batch,
+                           subdivisions=args.subdivisions, max_batches=args.max_batches or None,
+                           train_images=args.train_images, learning_rate=args.learning_rate,
+                           burn_in=args.burn_in)
+    write_text(args.out, cfggen.tiny_yolov2(spec))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_anchors(args) -> int:
+    from model_tools import anchors, cfg as cfg_mod
+
+    net = cfg_mod.load(args.cfg)
+    grid_h, grid_w = net.region.in_shape[1:]
+    centroids, avg_iou = anchors.from_label_files(args.train_list, grid_w, grid_h, net.region.num, args.seed)
+    values = ", ".join(f"{v:.4f}" for v in centroids.ravel())
+    print(f"anchors ({net.region.num}, grid {grid_w}x{grid_h}, average IoU {100 * avg_iou:.2f}%): {values}")
+    if args.write:
+        from edge_app.atomic import write_text
+
+        lines = Path(args.cfg).read_text().splitlines()
+        in_region = False
+        for i, line in enumerate(lines):
+            stripped = "".join(line.split())
+            if stripped.startswith("["):
+                in_region = stripped == "[region]"
+            elif in_region and stripped.startswith("anchors="):
+                lines[i] = f"anchors={values}"
+        write_text(args.cfg, "\n".join(lines) + "\n")
+        print(f"written into {args.cfg}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from model_tools import plots, train
+
+    result = train.train(args.data, args.cfg, args.weights, args.darknet, args.workdir, resume=not args.no_resume)
+    if result.rows:
+        plots.training(result.rows, args.workdir)
+    last = result.rows[-1] if result.rows else None
+    print(f"training finished{f' at iteration {last.iteration}, avg loss {last.avg_loss:.4f}' if last else ''}; "
+          f"log {result.log}, metrics {result.csv}")
+    return 0
+
+
+def cmd_parse_log(args) -> int:
+    from model_tools import darknet_log, plots
+
+    rows = darknet_log.parse_file(args.log)
+    n = darknet_log.write_csv(rows, args.csv)
+    if args.plots:
+        plots.training(rows, args.plots)
+    print(f"{n} iterations → {args.csv}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from model_tools import dataset, evaluate, plots
+
+    data = dataset.read_data_file(args.data)
+    names_file = Path(data.get("names", ""))
+    names = [n for n in names_file.read_text().splitlines() if n.strip()] if names_file.exists() else []
+    if not names:
+        raise InputError("the .data file names no readable names file", args.data, "set names=<file>")
+    valid = args.valid or data.get("valid")
+    if args.weights:
+        checkpoints = [Path(w) for w in args.weights]
+    else:
+        from model_tools.train import checkpoint_base
+
+        checkpoints = evaluate.list_checkpoints(args.backup or data.get("backup", "backup"),
+                                                checkpoint_base(args.train_cfg or args.cfg))
+    if not checkpoints:
+        raise InputError("no checkpoints found", args.backup or data.get("backup", "backup"),
+                         "give --weights FILE ... or the --backup folder of this cfg")
+    rows = evaluate.evaluate_checkpoints(args.cfg, names, valid, checkpoints, args.out, fp16=not args.fp32,
+                                         resize_mode=args.resize_mode, points=args.points)
+    for row in rows:
+        print(Path(str(row["model_dir"]), "map.txt").read_text() if Path(str(row["model_dir"]), "map.txt").exists() else "", end="")
+        print(f"== {row['checkpoint']}: mAP {100 * float(row['map']):.2f}%, F1 {float(row['f1']):.3f}\n")
+    best = evaluate.select(rows)
+    images, truths = evaluate.ground_truth(valid, names)
+    found, _ = evaluate.detect_all(best["model_dir"], images)
+    plots.pr_curves(evaluate.compute(found, truths, names, points=args.points), Path(args.out) / "pr_curve.png")
+    print(f"results: {Path(args.out) / 'evaluation.csv'}, {Path(args.out) / 'map.png'}, {Path(args.out) / 'pr_curve.png'}")
+    return 0
+
+
+def cmd_select(args) -> int:
+    from edge_app.atomic import write_text
+    from model_tools import evaluate
+
+    rows = evaluate.read_rows(Path(args.evaluation) / "evaluation.csv" if Path(args.evaluation).is_dir() else args.evaluation)
+    best = evaluate.select(rows)
+    report = evaluate.selection_report(rows, best)
+    print(report, end="")
+    if args.report:
+        write_text(args.report, report)
+    return 0
+
+
+def cmd_pipeline(args) -> int:
+    from model_tools.pipeline import Pipeline, PipelineSpec
+
+    spec = PipelineSpec(
+        workdir=args.workdir, name=args.name, synth=args.synth, synth_seed=args.synth_seed,
+        flickr27=args.flickr27 or "", images=args.images or "", voc=args.voc or "", yolo=args.yolo or "",
+        names_file=args.names or "", split_keys=tuple(args.test_key or ()), valid_keys=tuple(args.valid_key or ()),
+        ratios=_ratios(args.split), split_seed=args.seed, width=args.width, height=args.height,
+        width_multiplier=args.width_multiplier, anchors=args.anchors, batch=args.batch,
+        subdivisions=args.subdivisions, learning_rate=args.learning_rate, burn_in=args.burn_in,
+        max_batches=args.max_batches, base_cfg=args.base_cfg or "", base_weights=args.base_weights or "",
+        partial_layers=args.partial, darknet=args.darknet or "", fp16=not args.fp32, train_head=args.train_head,
+        resize_mode=args.resize_mode or "")
+    state = Pipeline(spec).run()
+    export = state.get("export", {})
+    print(f"pipeline done: model {export.get('model')}, validation mAP {100 * float(export.get('map', 0)):.2f}%")
+    return 0
+
+
+def _model_options(p) -> None:
+    p.add_argument("--width", type=int, default=416)
+    p.add_argument("--height", type=int, default=416)
+    p.add_argument("--width-multiplier", type=float, default=1.0, help="scale every layer's filters (0.25 = slim)")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--subdivisions", type=int, default=8)
+    p.add_argument("--learning-rate", type=float, default=0.001)
+    p.add_argument("--burn-in", type=int, default=1000)
+    p.add_argument("--max-batches", type=int, default=0, help="0 = classes*2000, >= images, >= 6000")
+
+
+def _split_options(p) -> None:
+    p.add_argument("--split", default="80/10/10", help="train/valid/test percentages (random, seeded)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--test-key", action="append", help="split key for the test set instead (Flickr subset 6: --test-key 6)")
+    p.add_argument("--valid-key", action="append", help="split key for the validation set")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="model-tools", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -91,10 +286,113 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.add_argument("--fp32", action="store_true", help="keep FP32 weights (default FP16, as the NCS2 computes)")
     p.add_argument("--resize-mode", choices=("resize", "letterbox"),
-                   help="default: letterbox if the cfg says letter_box=1, else plain resize")
+                   help="default: as the weights were trained: letterbox for pjreddie darknet or a cfg "
+                        "with letter_box=1, plain resize for AlexeyAB")
     p.add_argument("--conf", type=float, default=0.25, help="default confidence threshold")
     p.add_argument("--nms", type=float, default=0.45, help="default NMS IoU threshold")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("synth", help="generate a synthetic logo dataset (Flickr Logos 27 format)")
+    p.add_argument("out")
+    p.add_argument("--count", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--width", type=int, default=320)
+    p.add_argument("--height", type=int, default=240)
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("synth-clip", help="a held-out demo video of moving glyphs, with ground truth")
+    p.add_argument("out", help="video path (.avi); ground truth goes to the same name with .json")
+    p.add_argument("--frames", type=int, default=60)
+    p.add_argument("--seed", type=int, default=777)
+    p.add_argument("--fps", type=float, default=10.0)
+    p.add_argument("--width", type=int, default=320)
+    p.add_argument("--height", type=int, default=240)
+    p.set_defaults(func=cmd_synth_clip)
+
+    p = sub.add_parser("import", help="dataset → darknet layout (images, labels, names, lists, .data)")
+    p.add_argument("format", choices=("flickr27", "voc", "openimages", "yolo"))
+    p.add_argument("source", help="flickr27: annotation file; voc: VOC folder; openimages: bbox CSV; yolo: folder")
+    p.add_argument("out")
+    p.add_argument("--images", help="image folder (flickr27, openimages)")
+    p.add_argument("--descriptions", help="openimages class-descriptions CSV")
+    p.add_argument("--classes", help="openimages: comma-separated class names, e.g. Boat")
+    p.add_argument("--names", help="fixed class order (one per line)")
+    p.add_argument("--name", default="dataset", help="base name of the .data and .names files")
+    _split_options(p)
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("cfg", help="write a Tiny YOLOv2 cfg for N classes")
+    p.add_argument("out")
+    p.add_argument("--classes", type=int, required=True)
+    p.add_argument("--anchors", help="comma-separated, in grid cells (default: yolov2-tiny-voc's)")
+    p.add_argument("--train-images", type=int, default=0, help="for the max_batches rule")
+    _model_options(p)
+    p.set_defaults(func=cmd_cfg)
+
+    p = sub.add_parser("anchors", help="k-means anchors (1 - IoU) from the training labels")
+    p.add_argument("cfg")
+    p.add_argument("train_list")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--write", action="store_true", help="write them into the cfg's [region]")
+    p.set_defaults(func=cmd_anchors)
+
+    p = sub.add_parser("train", help="run darknet training with live progress; resumes")
+    p.add_argument("data")
+    p.add_argument("cfg")
+    p.add_argument("weights", nargs="?", help="start weights (e.g. a partial .conv file)")
+    p.add_argument("--darknet", help="darknet binary (default: $DARKNET or darknet on PATH)")
+    p.add_argument("--workdir", default="training")
+    p.add_argument("--no-resume", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("parse-log", help="darknet training log → metrics CSV (+ plots)")
+    p.add_argument("log")
+    p.add_argument("csv")
+    p.add_argument("--plots", metavar="DIR")
+    p.set_defaults(func=cmd_parse_log)
+
+    p = sub.add_parser("evaluate", help="mAP of every checkpoint through the edge's OpenVINO path")
+    p.add_argument("data")
+    p.add_argument("cfg")
+    p.add_argument("--weights", nargs="+", help="checkpoints (default: all in the backup folder)")
+    p.add_argument("--train-cfg", help="the cfg darknet trained with, if it differs (its name names the checkpoints)")
+    p.add_argument("--backup")
+    p.add_argument("--valid", help="image list (default: valid= of the .data)")
+    p.add_argument("--out", default="evaluation")
+    p.add_argument("--points", type=int, default=0, choices=(0, 11, 101), help="0 = area under the curve")
+    p.add_argument("--fp32", action="store_true")
+    p.add_argument("--resize-mode", choices=("resize", "letterbox"))
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("select", help="best checkpoint by mAP (ties by F1), with a report")
+    p.add_argument("evaluation", help="evaluation folder or its evaluation.csv")
+    p.add_argument("--report")
+    p.set_defaults(func=cmd_select)
+
+    p = sub.add_parser("pipeline", help="dataset → cfg → partial → train → evaluate → select → export; resumable")
+    p.add_argument("workdir")
+    p.add_argument("--name", default="model")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--synth", type=int, default=0, metavar="N", help="synthetic dataset of N images")
+    src.add_argument("--flickr27", metavar="ANNOTATIONS")
+    src.add_argument("--voc", metavar="DIR")
+    src.add_argument("--yolo", metavar="DIR")
+    p.add_argument("--synth-seed", type=int, default=0)
+    p.add_argument("--images")
+    p.add_argument("--names")
+    _split_options(p)
+    _model_options(p)
+    p.add_argument("--anchors", default="auto", help="auto (k-means), default, or numbers")
+    p.add_argument("--train-head", choices=("yolo", "region"), default="yolo",
+                   help="head darknet trains with; yolo (default) learns with every darknet build and is "
+                        "converted to the equivalent [region] model; pjreddie's CPU build cannot train region")
+    p.add_argument("--base-cfg")
+    p.add_argument("--base-weights")
+    p.add_argument("--partial", type=int, default=0, help="layers of the base weights to keep")
+    p.add_argument("--darknet")
+    p.add_argument("--fp32", action="store_true")
+    p.add_argument("--resize-mode", choices=("resize", "letterbox"))
+    p.set_defaults(func=cmd_pipeline)
     return parser
 
 

@@ -167,7 +167,9 @@ def export(net: Network, weights: Weights, names: List[str], out_dir: Union[str,
     stem = Path(cfg_path or net.path).stem
     region = net.region
     if resize_mode is None:
-        resize_mode = "letterbox" if net.letter_box else "resize"
+        # the preprocessing the weights were trained with: pjreddie trains (and tests) on
+        # letterboxed images, AlexeyAB on plain resizes unless the cfg says letter_box=1
+        resize_mode = "letterbox" if net.letter_box or weights.header.fork == "pjreddie" else "resize"
     if resize_mode not in meta.RESIZE_MODES:
         raise InputError(f"resize mode '{resize_mode}' is unknown", "--resize-mode",
                          f"use one of: {', '.join(meta.RESIZE_MODES)}")

@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
-# The main job, on a sensible default, on a fresh machine: export a Tiny YOLOv2 (VOC cfg) with
-# the project's own exporter and run the edge detector on darknet's sample photos.
-# There are no pretrained weights on this machine, so the weights are random (seeded): the
-# pipeline is real end to end, the boxes are not meaningful until a model is trained.
-# Output: JSON lines on stdout, annotated images in out/demo/.
+# The main job on a fresh machine: the edge daemon running the demo model (trained by our own
+# tools, demo/README.md) on a held-out clip of moving logos, printing detections as they happen
+# and a summary at the end. Publishes to an MQTT broker on localhost:1883 when one answers.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SKIP_PY39="${SKIP_PY39:-1}" bash "$REPO/scripts/setup.sh"
 cd "$REPO"
-OUT="${OUT:-out/demo}"
-CFG=/usr/share/darknet/cfg/yolov2-tiny-voc.cfg
+OUT=out/demo
 mkdir -p "$OUT"
-.venv/bin/model-tools random-weights "$CFG" "$OUT/yolov2-tiny-voc.weights" --seed 1
-.venv/bin/model-tools export --cfg "$CFG" --weights "$OUT/yolov2-tiny-voc.weights" \
-  --names /usr/share/darknet/data/voc.names -o "$OUT/model"
-.venv/bin/edge-app detect --model "$OUT/model" --conf 0.1 --draw "$OUT" \
-  /usr/share/darknet/data/dog.jpg /usr/share/darknet/data/person.jpg
-echo "annotated images: $OUT/dog.jpg $OUT/person.jpg" >&2
+if [ ! -f "$OUT/clip.avi" ] || [ ! -f "$OUT/clip.json" ]; then
+  .venv/bin/model-tools synth-clip "$OUT/clip.avi" --frames 60 --seed 777 >/dev/null
+fi
+mqtt=()
+if .venv/bin/python -c 'import socket; socket.create_connection(("localhost", 1883), timeout=1)' 2>/dev/null; then
+  echo "MQTT broker on localhost:1883: publishing to edge-vision/demo/{available,detections,stats}"
+  echo "  (watch them with: .venv/bin/edge-app watch)"
+else
+  echo "no MQTT broker on localhost:1883: detections are shown here only"
+  echo "  (start one, e.g. 'mosquitto -d', and run this again to see them published)"
+  mqtt=(--set mqtt.enabled=false)
+fi
+echo "model: demo/model ($(.venv/bin/python -c 'import json,glob; print(json.load(open(glob.glob("demo/model/*.json")[0]))["model_id"])')), clip: $OUT/clip.avi"
+exec .venv/bin/edge-app run --config demo/edge-app.toml --source "$OUT/clip.avi" \
+  --jsonl "$OUT/detections.jsonl" --print "${mqtt[@]}"

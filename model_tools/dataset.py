@@ -1,0 +1,492 @@
+"""Datasets → darknet's layout: images/, labels/ (YOLO .txt), .names, train/valid/test lists, .data.
+
+Importers turn each source format into the same list of items (an image and its boxes in
+pixels); `build` validates the images and boxes, splits by image, and writes the layout. Bad
+items are excluded and listed in the report with their file:line, never silently dropped, and
+nothing in the annotations can make it raise anything but an InputError.
+
+Class order is deterministic: the order of an existing .names in the output folder, or of
+--names, or sorted names; it is written once and reused, so re-imports never scramble labels
+(seed 000 took it from a Python set, whose order changes between runs).
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import random
+import shutil
+import xml.etree.ElementTree as ET
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+from edge_app.atomic import write_text
+from edge_app.errors import InputError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+@dataclass
+class Box:
+    label: str
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+    difficult: bool = False
+    where: str = ""  # file:line of the annotation
+    normalised: bool = False  # coordinates in [0, 1] (Open Images, YOLO) until sized
+
+
+@dataclass
+class Item:
+    image: Path
+    boxes: List[Box] = field(default_factory=list)
+    key: Optional[str] = None  # split key: Flickr subset, VOC list name
+    where: str = ""
+
+
+@dataclass
+class Imported:
+    items: List[Item]
+    problems: List[Tuple[str, str]] = field(default_factory=list)  # (where, what)
+    labels_seen: List[str] = field(default_factory=list)  # in first-seen order
+
+
+def _add(items: "OrderedDict[str, Item]", image: Path, box: Optional[Box], key, where: str) -> None:
+    item = items.get(str(image))
+    if item is None:
+        item = items[str(image)] = Item(image, [], key, where)
+    if box is not None:
+        item.boxes.append(box)
+
+
+def _number(text: str, where: str, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{what} is not a number: {text!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"{what} is not finite: {text!r}")
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# importers
+
+
+def import_flickr27(annotation_file: Union[str, Path], image_dir: Union[str, Path, None] = None) -> Imported:
+    """`<image> <class> <subset 1..6> <x1> <y1> <x2> <y2>` per line (pixels). Repeated lines
+    count once; the subset becomes the split key."""
+    annotation_file = Path(annotation_file)
+    image_dir = Path(image_dir) if image_dir else annotation_file.parent / "images"
+    try:
+        lines = annotation_file.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError as exc:
+        raise InputError(f"cannot read annotations: {exc.strerror}", str(annotation_file)) from None
+    items: "OrderedDict[str, Item]" = OrderedDict()
+    problems, seen_lines, labels = [], set(), []
+    for number, line in enumerate(lines, 1):
+        where = f"{annotation_file}:{number}"
+        fields = line.split()
+        if not fields or fields[0].startswith("#"):
+            continue
+        if len(fields) != 7:
+            problems.append((where, f"expected 7 fields (file class subset x1 y1 x2 y2), found {len(fields)}"))
+            continue
+        if tuple(fields) in seen_lines:
+            continue  # the dataset repeats some lines verbatim
+        seen_lines.add(tuple(fields))
+        name, label, subset = fields[0], fields[1], fields[2]
+        try:
+            x1, y1, x2, y2 = (_number(v, where, k) for v, k in zip(fields[3:], ("x1", "y1", "x2", "y2")))
+        except ValueError as exc:
+            problems.append((where, str(exc)))
+            continue
+        if label not in labels:
+            labels.append(label)
+        _add(items, image_dir / name, Box(label, x1, y1, x2, y2, where=where), subset, where)
+    return Imported(list(items.values()), problems, labels)
+
+
+def import_voc(root: Union[str, Path], lists: Sequence[str] = ("train", "val", "test")) -> Imported:
+    """Pascal VOC: Annotations/<id>.xml (1-based pixel boxes, difficult flag kept) with
+    JPEGImages/<id>.jpg; the ImageSets/Main/<list>.txt an id appears in is its split key."""
+    root = Path(root)
+    key_of: Dict[str, str] = {}
+    for name in lists:
+        path = root / "ImageSets" / "Main" / f"{name}.txt"
+        if path.exists():
+            for line in path.read_text().split():
+                key_of.setdefault(line.strip(), name)
+    items: "OrderedDict[str, Item]" = OrderedDict()
+    problems, labels = [], []
+    xml_files = sorted((root / "Annotations").glob("*.xml"))
+    if not xml_files:
+        raise InputError("no Annotations/*.xml found", str(root), "point at the VOC folder (VOC2007, VOC2012)")
+    for xml_path in xml_files:
+        where = str(xml_path)
+        try:
+            tree = ET.parse(xml_path).getroot()
+        except (ET.ParseError, OSError) as exc:
+            problems.append((where, f"unreadable XML: {exc}"))
+            continue
+        filename = (tree.findtext("filename") or f"{xml_path.stem}.jpg").strip()
+        image = root / "JPEGImages" / filename
+        _add(items, image, None, key_of.get(xml_path.stem), where)
+        for index, obj in enumerate(tree.findall("object")):
+            label = (obj.findtext("name") or "").strip()
+            box_where = f"{where}: object {index + 1}"
+            bnd = obj.find("bndbox")
+            if not label or bnd is None:
+                problems.append((box_where, "object without name or bndbox"))
+                continue
+            try:
+                # VOC is 1-based and inclusive: pixel x covers [x-1, x) in 0-based continuous terms
+                x1, y1, x2, y2 = (_number(bnd.findtext(k) or "", box_where, k)
+                                  for k in ("xmin", "ymin", "xmax", "ymax"))
+            except ValueError as exc:
+                problems.append((box_where, str(exc)))
+                continue
+            if label not in labels:
+                labels.append(label)
+            difficult = (obj.findtext("difficult") or "0").strip() == "1"
+            items[str(image)].boxes.append(Box(label, x1 - 1, y1 - 1, x2, y2, difficult, box_where))
+    return Imported(list(items.values()), problems, labels)
+
+
+def import_openimages(bbox_csv: Union[str, Path], descriptions_csv: Union[str, Path],
+                      image_dir: Union[str, Path], classes: Sequence[str]) -> Imported:
+    """Open Images boxes (normalised XMin/XMax/YMin/YMax, LabelName a MID) for the classes
+    named (display names, e.g. "Boat"); images are <ImageID>.jpg in image_dir."""
+    mid_to_name: Dict[str, str] = {}
+    try:
+        with open(descriptions_csv, newline="", encoding="utf-8") as f:
+            for row in csv.reader(f):
+                if len(row) >= 2 and row[0] not in ("LabelName", "MID"):
+                    mid_to_name[row[0].strip()] = row[1].strip()
+    except OSError as exc:
+        raise InputError(f"cannot read class descriptions: {exc.strerror}", str(descriptions_csv)) from None
+    wanted = {mid: name for mid, name in mid_to_name.items() if name in set(classes)}
+    missing = set(classes) - set(wanted.values())
+    if missing:
+        from edge_app.errors import did_you_mean
+
+        name = sorted(missing)[0]
+        raise InputError(f"class {name!r} is not in the class descriptions{did_you_mean(name, mid_to_name.values())}",
+                         str(descriptions_csv), "use the DisplayName column's spelling")
+    items: "OrderedDict[str, Item]" = OrderedDict()
+    problems: List[Tuple[str, str]] = []
+    image_dir = Path(image_dir)
+    try:
+        f = open(bbox_csv, newline="", encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read boxes: {exc.strerror}", str(bbox_csv)) from None
+    with f:
+        reader = csv.DictReader(f)
+        need = {"ImageID", "LabelName", "XMin", "XMax", "YMin", "YMax"}
+        if not need <= set(reader.fieldnames or ()):
+            raise InputError(f"bbox CSV lacks columns {sorted(need - set(reader.fieldnames or ()))}",
+                             str(bbox_csv), "use <subset>-annotations-bbox.csv")
+        for number, row in enumerate(reader, 2):
+            mid = (row.get("LabelName") or "").strip()
+            if mid not in wanted:
+                continue
+            where = f"{bbox_csv}:{number}"
+            try:
+                x1, x2, y1, y2 = (_number(row[k] or "", where, k) for k in ("XMin", "XMax", "YMin", "YMax"))
+            except ValueError as exc:
+                problems.append((where, str(exc)))
+                continue
+            _add(items, image_dir / f"{row['ImageID'].strip()}.jpg",
+                 Box(wanted[mid], x1, y1, x2, y2, where=where, normalised=True), None, where)
+    return Imported(list(items.values()), problems, [wanted[m] for m in wanted])
+
+
+def import_yolo(folder: Union[str, Path], names_file: Union[str, Path, None] = None) -> Imported:
+    """An existing YOLO-format folder: images with a same-stem .txt beside them or in a
+    sibling labels/ folder, and a .names file (class id = line number)."""
+    folder = Path(folder)
+    names_file = Path(names_file) if names_file else next(iter(sorted(folder.glob("*.names"))), None)
+    if names_file is None or not names_file.exists():
+        raise InputError("no .names file", str(folder), "pass --names with one class per line")
+    names = [n.strip() for n in names_file.read_text().splitlines() if n.strip()]
+    items: List[Item] = []
+    problems: List[Tuple[str, str]] = []
+    for image in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
+        candidates = [image.with_suffix(".txt")]
+        parts = list(image.parts)
+        for i in range(len(parts) - 1, -1, -1):
+            if parts[i] in ("images", "JPEGImages"):
+                candidates.append(Path(*parts[:i], "labels", *parts[i + 1:]).with_suffix(".txt"))
+                break
+        label_file = next((c for c in candidates if c.exists()), None)
+        item = Item(image, [], None, str(image))
+        if label_file is not None:
+            for number, line in enumerate(label_file.read_text(errors="replace").splitlines(), 1):
+                where = f"{label_file}:{number}"
+                fields = line.split()
+                if not fields:
+                    continue
+                if len(fields) != 5:
+                    problems.append((where, f"expected 5 fields (class cx cy w h), found {len(fields)}"))
+                    continue
+                try:
+                    cls = int(fields[0])
+                    cx, cy, w, h = (_number(v, where, k) for v, k in zip(fields[1:], ("cx", "cy", "w", "h")))
+                except ValueError as exc:
+                    problems.append((where, str(exc)))
+                    continue
+                if not 0 <= cls < len(names):
+                    problems.append((where, f"class id {cls} is not in {names_file} ({len(names)} names)"))
+                    continue
+                item.boxes.append(Box(names[cls], cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2,
+                                      where=where, normalised=True))
+        items.append(item)
+    return Imported(items, problems, names)
+
+
+# --------------------------------------------------------------------------------------------
+# validation
+
+
+def image_size(path: Path) -> Tuple[int, int]:
+    """(width, height) of a complete, readable image; ValueError saying why not."""
+    import cv2
+
+    if not path.exists():
+        raise ValueError("image file missing")
+    data = path.read_bytes()
+    if not data:
+        raise ValueError("image file is empty")
+    suffix = path.suffix.lower()
+    if suffix in (".jpg", ".jpeg") and not data.rstrip(b"\0").endswith(b"\xff\xd9"):
+        raise ValueError("JPEG is truncated (no end-of-image marker)")
+    if suffix == ".png" and b"IEND" not in data[-16:]:
+        raise ValueError("PNG is truncated (no IEND chunk)")
+    import numpy as np
+
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError("not a readable image")
+    return image.shape[1], image.shape[0]
+
+
+@dataclass
+class Report:
+    images: int = 0
+    boxes: int = 0
+    excluded_images: List[Tuple[str, str]] = field(default_factory=list)
+    excluded_boxes: List[Tuple[str, str]] = field(default_factory=list)
+    annotation_problems: List[Tuple[str, str]] = field(default_factory=list)
+    duplicates: List[Tuple[str, str]] = field(default_factory=list)
+    histogram: Dict[str, int] = field(default_factory=dict)
+    splits: Dict[str, int] = field(default_factory=dict)
+    clipped_boxes: int = 0
+
+    def text(self) -> str:
+        out = [f"images kept: {self.images}, boxes kept: {self.boxes}",
+               "splits: " + ", ".join(f"{k} {v}" for k, v in self.splits.items()),
+               "class histogram (boxes):"]
+        out += [f"  {label:24s} {count}" for label, count in self.histogram.items()]
+        if self.clipped_boxes:
+            out.append(f"boxes clipped to the image border (less than 2% outside): {self.clipped_boxes}")
+        for title, rows in (("annotation lines not understood", self.annotation_problems),
+                            ("images excluded", self.excluded_images),
+                            ("boxes excluded", self.excluded_boxes),
+                            ("duplicate images (kept the first)", self.duplicates)):
+            out.append(f"{title}: {len(rows)}")
+            out += [f"  {where}: {why}" for where, why in rows]
+        return "\n".join(out) + "\n"
+
+
+def _check_box(box: Box, width: int, height: int) -> Tuple[Optional[Tuple[float, float, float, float]], str, bool]:
+    """(clean pixel box or None, why excluded, clipped?)."""
+    x1, y1, x2, y2 = box.x1, box.y1, box.x2, box.y2
+    if box.normalised:
+        x1, x2, y1, y2 = x1 * width, x2 * width, y1 * height, y2 * height
+    if x2 <= x1 or y2 <= y1:
+        return None, f"zero-area or inverted box ({box.x1:g},{box.y1:g})-({box.x2:g},{box.y2:g})", False
+    tol_x, tol_y = 0.02 * width, 0.02 * height
+    if x1 < -tol_x or y1 < -tol_y or x2 > width + tol_x or y2 > height + tol_y:
+        return None, (f"box ({x1:g},{y1:g})-({x2:g},{y2:g}) lies outside the {width}x{height} image"), False
+    clipped = (max(0.0, x1), max(0.0, y1), min(float(width), x2), min(float(height), y2))
+    if clipped[2] - clipped[0] < 1 or clipped[3] - clipped[1] < 1:
+        return None, "box is less than a pixel wide or high", False
+    return clipped, "", clipped != (x1, y1, x2, y2)
+
+
+def class_order(labels_seen: Sequence[str], out_dir: Path, names: Optional[Sequence[str]]) -> List[str]:
+    existing = sorted(out_dir.glob("*.names")) if out_dir.exists() else []
+    if existing:
+        order = [n.strip() for n in existing[0].read_text().splitlines() if n.strip()]
+        source = str(existing[0])
+    elif names:
+        order, source = list(names), "--names"
+    else:
+        return sorted(set(labels_seen))
+    unknown = [label for label in labels_seen if label not in order]
+    if unknown:
+        raise InputError(f"classes {unknown[:5]} are not in the class list", source,
+                         "add them to the .names (at the end, to keep existing ids), or use a new output folder")
+    return order
+
+
+def split_items(items: List[Item], ratios: Optional[Tuple[float, float, float]], seed: int,
+                test_keys: Sequence[str] = (), valid_keys: Sequence[str] = ()) -> Dict[str, List[Item]]:
+    """Each image in exactly one split: by key when keys are given, else shuffled by ratio."""
+    if test_keys or valid_keys:
+        splits: Dict[str, List[Item]] = {"train": [], "valid": [], "test": []}
+        for item in items:
+            name = "test" if item.key in test_keys else "valid" if item.key in valid_keys else "train"
+            splits[name].append(item)
+        return splits
+    train_r, valid_r, _ = ratios or (0.8, 0.1, 0.1)
+    order = sorted(items, key=lambda i: str(i.image))
+    random.Random(seed).shuffle(order)
+    n_train = int(round(len(order) * train_r))
+    n_valid = int(round(len(order) * valid_r))
+    return {"train": order[:n_train], "valid": order[n_train:n_train + n_valid],
+            "test": order[n_train + n_valid:]}
+
+
+def _place(src: Path, dst: Path) -> None:
+    if dst.exists():
+        return
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
+def build(imported: Imported, out_dir: Union[str, Path], *, names: Optional[Sequence[str]] = None,
+          ratios: Optional[Tuple[float, float, float]] = None, seed: int = 0,
+          test_keys: Sequence[str] = (), valid_keys: Sequence[str] = (), name: str = "dataset",
+          progress: bool = True) -> Report:
+    """Validate, split and write the darknet layout into out_dir; returns the report."""
+    from tqdm import tqdm
+
+    out_dir = Path(out_dir).resolve()
+    if "images" in out_dir.parts:
+        raise InputError("the output path contains a folder named 'images'", str(out_dir),
+                         "darknet finds labels by replacing the first 'images' in an image's path "
+                         "with 'labels'; choose an output folder outside any 'images' folder")
+    report = Report(annotation_problems=list(imported.problems))
+    classes = class_order(imported.labels_seen, out_dir, names)
+    kept: List[Item] = []
+    sizes: Dict[str, Tuple[int, int]] = {}
+    digests: Dict[str, str] = {}
+    stems: Dict[str, str] = {}
+    for item in tqdm(imported.items, desc="checking images", unit="img", disable=not progress):
+        try:
+            width, height = image_size(item.image)
+        except (ValueError, OSError) as exc:
+            report.excluded_images.append((str(item.image), str(exc)))
+            continue
+        digest = hashlib.sha1(item.image.read_bytes()).hexdigest()
+        if digest in digests:
+            report.duplicates.append((str(item.image), f"same bytes as {digests[digest]}"))
+            continue
+        digests[digest] = str(item.image)
+        stem = item.image.stem
+        if stem in stems:  # two folders with the same file name: keep both, renamed
+            stem = f"{stem}_{digest[:8]}"
+        stems[stem] = str(item.image)
+        boxes = []
+        for box in item.boxes:
+            clean, why, clipped = _check_box(box, width, height)
+            if clean is None:
+                report.excluded_boxes.append((box.where or str(item.image), why))
+                continue
+            report.clipped_boxes += clipped
+            boxes.append(Box(box.label, *clean, difficult=box.difficult, where=box.where))
+        kept.append(Item(item.image, boxes, item.key, stem))
+        sizes[stem] = (width, height)
+
+    splits = split_items(kept, ratios, seed, test_keys, valid_keys)
+    images_dir, labels_dir = out_dir / "images", out_dir / "labels"
+    images_dir.mkdir(parents=True, exist_ok=True)
+    labels_dir.mkdir(parents=True, exist_ok=True)
+    histogram: Counter = Counter()
+    difficult: Dict[str, List[int]] = {}
+    lists: Dict[str, List[str]] = {}
+    for split, split_items_ in splits.items():
+        lines = []
+        for item in tqdm(split_items_, desc=f"writing {split}", unit="img", disable=not progress):
+            stem = item.where
+            width, height = sizes[stem]
+            target = images_dir / f"{stem}{item.image.suffix.lower()}"
+            _place(item.image, target)
+            rows = []
+            for index, b in enumerate(item.boxes):
+                cx, cy = (b.x1 + b.x2) / 2 / width, (b.y1 + b.y2) / 2 / height
+                bw, bh = (b.x2 - b.x1) / width, (b.y2 - b.y1) / height
+                rows.append(f"{classes.index(b.label)} {cx:.6f} {cy:.6f} {bw:.6f} {bh:.6f}\n")
+                histogram[b.label] += 1
+                if b.difficult:
+                    difficult.setdefault(stem, []).append(index)
+            write_text(labels_dir / f"{stem}.txt", "".join(rows))
+            lines.append(f"{target}\n")
+            report.boxes += len(rows)
+        lists[split] = lines
+        report.splits[split] = len(lines)
+        write_text(out_dir / f"{split}.txt", "".join(lines))
+    report.images = sum(report.splits.values())
+    report.histogram = {label: histogram.get(label, 0) for label in classes}
+    names_path = out_dir / f"{name}.names"
+    if not names_path.exists():
+        write_text(names_path, "".join(f"{c}\n" for c in classes))
+    backup = out_dir / "backup"
+    backup.mkdir(exist_ok=True)
+    write_text(out_dir / f"{name}.data", f"classes={len(classes)}\ntrain={out_dir / 'train.txt'}\n"
+               f"valid={out_dir / 'valid.txt'}\ntest={out_dir / 'test.txt'}\nnames={names_path}\n"
+               f"backup={backup}\neval=voc\n")
+    write_text(out_dir / "difficult.json", json.dumps(difficult, indent=1) + "\n")
+    write_text(out_dir / "report.txt", report.text())
+    return report
+
+
+def read_data_file(path: Union[str, Path]) -> Dict[str, str]:
+    """darknet .data: key=value lines."""
+    out: Dict[str, str] = {}
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as exc:
+        raise InputError(f"cannot read .data file: {exc.strerror}", str(path)) from None
+    for number, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if "=" not in line:
+            raise InputError(f"expected key=value, found {line!r}", f"{path}:{number}")
+        key, value = line.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out
+
+
+def read_labels(label_file: Path, width: int, height: int) -> List[Tuple[int, float, float, float, float]]:
+    """(class, x1, y1, x2, y2) in pixels from a YOLO .txt."""
+    rows = []
+    if not label_file.exists():
+        return rows
+    for line in label_file.read_text().splitlines():
+        fields = line.split()
+        if len(fields) != 5:
+            continue
+        k, cx, cy, w, h = int(fields[0]), *map(float, fields[1:])
+        rows.append((k, (cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width,
+                     (cy + h / 2) * height))
+    return rows
+
+
+def label_path(image_path: Union[str, Path]) -> Path:
+    """Where darknet looks for an image's labels: first 'images' → 'labels', extension → .txt."""
+    text = str(image_path)
+    for folder in ("images", "JPEGImages"):
+        if folder in text:
+            text = text.replace(folder, "labels", 1)
+            break
+    return Path(text).with_suffix(".txt")

@@ -1,0 +1,52 @@
+"""The README's main-job command, run exactly as documented: its detections on the held-out
+demo clip must match the clip's ground truth (precision and recall >= 0.9 at IoU 0.5)."""
+import json
+import subprocess
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO
+
+
+def iou(a, b):
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    inter = max(w, 0) * max(h, 0)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def score(messages, truth_frames, threshold=0.5):
+    tp = fp = fn = 0
+    for message in messages:
+        truths = list(truth_frames[message["frame_id"]])
+        for d in sorted(message["detections"], key=lambda d: -d["confidence"]):
+            box = (d["topleft"]["x"], d["topleft"]["y"], d["bottomright"]["x"] + 1, d["bottomright"]["y"] + 1)
+            best = max(((iou(box, t["box"]), i) for i, t in enumerate(truths) if t["label"] == d["label"]),
+                       default=(0.0, -1))
+            if best[0] >= threshold:
+                truths.pop(best[1])
+                tp += 1
+            else:
+                fp += 1
+        fn += len(truths)
+    return tp, fp, fn
+
+
+@pytest.mark.skipif(not (REPO / "demo" / "model").exists(), reason="demo model not committed yet")
+def test_main_job_as_documented():
+    readme = (REPO / "README.md").read_text()
+    assert "bash scripts/demo.sh" in readme
+    result = subprocess.run(["bash", "scripts/demo.sh"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    assert "summary: 60 frames" in out and "detections per class" in out
+    assert "MQTT broker on localhost:1883" in out or "no MQTT broker on localhost:1883" in out
+    messages = [json.loads(line) for line in (REPO / "out/demo/detections.jsonl").read_text().splitlines()]
+    truth = json.loads((REPO / "out/demo/clip.json").read_text())["frames"]
+    assert [m["frame_id"] for m in messages] == list(range(60))
+    tp, fp, fn = score(messages, truth)
+    precision, recall = tp / max(tp + fp, 1), tp / max(tp + fn, 1)
+    print(f"main job on the demo clip: TP {tp}, FP {fp}, FN {fn}: precision {precision:.3f}, recall {recall:.3f}")
+    assert precision >= 0.9 and recall >= 0.9
