@@ -106,7 +106,7 @@ def train(data_file: Union[str, Path], cfg_path: Union[str, Path], weights: Opti
     bar = tqdm(total=total or None, desc="training", unit="it", disable=not progress,
                initial=rows[-1].iteration if rows else 0)
     started = time.monotonic()
-    with open(log_path, "a", encoding="utf-8", errors="replace") as log:
+    with open(log_path, "a", encoding="utf-8", errors="replace", buffering=1) as log:  # tail -f friendly
         log.write(f"\n# {' '.join(command)}\n")
         proc = subprocess.Popen(command, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, errors="replace", bufsize=1, start_new_session=True)
