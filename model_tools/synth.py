@@ -189,12 +189,19 @@ def make_clip(path: Union[str, Path], frames: int = 60, seed: int = 777, size: T
     backgrounds = load_backgrounds()
     photo = backgrounds[rng.integers(len(backgrounds))]
     background = cv2.resize(photo, size, interpolation=cv2.INTER_AREA)
+    def apart(a_pos, a_side, b_pos, b_side, gap=4):
+        return (a_pos[0] + a_side + gap <= b_pos[0] or b_pos[0] + b_side + gap <= a_pos[0]
+                or a_pos[1] + a_side + gap <= b_pos[1] or b_pos[1] + b_side + gap <= a_pos[1])
+
     movers = []
     for i in range(objects):
         side = int(min(size) * rng.uniform(0.2, 0.32))
         label = labels[(i + rng.integers(len(labels))) % len(labels)]
         glyph, mask = render_glyph(label, side)
-        pos = np.array([rng.uniform(0, width - side), rng.uniform(0, height - side)])
+        for _attempt in range(100):
+            pos = np.array([rng.uniform(0, width - side), rng.uniform(0, height - side)])
+            if all(apart(pos, side, m[4], m[3]) for m in movers):
+                break
         vel = rng.uniform(-1, 1, 2)
         vel = vel / np.linalg.norm(vel) * rng.uniform(4, 9)
         movers.append([label, glyph, mask, side, pos, vel])
@@ -214,12 +221,20 @@ def make_clip(path: Union[str, Path], frames: int = 60, seed: int = 777, size: T
             ys, xs = np.nonzero(mask > 127)
             boxes.append({"label": label, "box": [int(x + xs.min()), int(y + ys.min()),
                                                   int(x + xs.max()) + 1, int(y + ys.max()) + 1]})
-            pos += vel
-            for axis, limit in ((0, width - side), (1, height - side)):
-                if not 0 <= pos[axis] <= limit:
-                    vel[axis] = -vel[axis]
-                    pos[axis] = min(max(pos[axis], 0), limit)
         writer.write(image)
+        # move; glyphs bounce off the frame's edges and off each other, so none is ever hidden
+        # and the ground truth holds only visible objects
+        for index, mover in enumerate(movers):
+            label, glyph, mask, side, pos, vel = mover
+            new = pos + vel
+            for axis, limit in ((0, width - side), (1, height - side)):
+                if not 0 <= new[axis] <= limit:
+                    vel[axis] = -vel[axis]
+                    new[axis] = min(max(new[axis], 0), limit)
+            if all(apart(new, side, other[4], other[3]) for j, other in enumerate(movers) if j != index):
+                pos[:] = new
+            else:
+                vel *= -1
         truth.append(boxes)
     writer.release()
     write_text(path.with_suffix(".json"), json.dumps({"fps": fps, "size": list(size), "labels": list(labels),
