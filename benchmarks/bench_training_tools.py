@@ -43,7 +43,10 @@ def main():
         print(f"1. evaluation {ours:.0f} images/s (export + OpenVINO FP16 + decode + mAP, 224x160 slim "
               f"Tiny YOLOv2) vs darknet detector valid {theirs:.0f} images/s: ratio x{ours / theirs:.1f}")
 
-        seed_log = next(Path(__file__).resolve().parent.parent.parent.joinpath("shared", "seeds").glob("000_*.txt"))
+        seeds = Path(__file__).resolve().parent.parent.parent / "shared" / "seeds"
+        seed_log = next(iter(sorted(seeds.glob("000_*.txt"))), None)
+        if seed_log is None:
+            raise SystemExit(f"seed 000 not found in {seeds}: ../shared must be beside the checkout")
         text = seed_log.read_text(errors="replace")
         big = tmp / "big.log"
         big.write_text(text * max(1, int(20e6 / len(text))))

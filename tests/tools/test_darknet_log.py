@@ -1,6 +1,8 @@
 """The training-log parser on the seeds' real excerpts and on every known line format."""
 import math
 
+import pytest
+
 from model_tools import darknet_log
 from tests.conftest import REPO
 
@@ -8,7 +10,10 @@ SEEDS = REPO.parent / "shared" / "seeds"
 
 
 def seed(prefix):
-    return next(SEEDS.glob(f"{prefix}_*.txt"))
+    found = sorted(SEEDS.glob(f"{prefix}_*.txt"))
+    if not found:
+        pytest.fail(f"seed {prefix} not found in {SEEDS}: the tests expect ../shared beside the checkout")
+    return found[0]
 
 
 def test_seed_000_alexeyab_excerpt():
