@@ -176,9 +176,9 @@ def main():
             demo = Path(__file__).resolve().parent.parent / "demo" / "model"
             cases = [("random-weight yolov2-tiny-voc", model_dir, clip)]
             if demo.exists():  # a trained model on its own kind of scene: a realistic decode load
-                from model_tools.synth import make_clip
+                from model_tools.synth import make_clip as glyph_clip
 
-                cases.append(("trained demo model", demo, make_clip(tmp / "demo.avi", frames=60, seed=777)))
+                cases.append(("trained demo model", demo, glyph_clip(tmp / "demo.avi", frames=60, seed=777)))
             for name, model, video in cases:
                 steps, median_dets = host_time_per_frame(model, video, port)
                 outside = sum(v for k, v in steps.items() if not k.startswith("capture"))

@@ -268,10 +268,10 @@ def evaluate_checkpoints(cfg_path: Union[str, Path], names: Sequence[str], valid
         found, seconds = detect_all(model_dir, images, progress=progress, desc=f"evaluating {checkpoint.name}")
         metrics = compute(found, truths, names, points=points)
         (model_dir / "map.txt").write_text(metrics.table())
-        row: Dict[str, object] = {"checkpoint": checkpoint.name, "iteration": loaded.header.seen,
-                                  "weights": str(checkpoint), "model_dir": str(model_dir),
-                                  **metrics.summary(), "images_per_s": len(images) / max(seconds, 1e-9)}
-        row["iteration"] = checkpoint_iteration(checkpoint)
+        row: Dict[str, object] = {"checkpoint": checkpoint.name, "iteration": checkpoint_iteration(checkpoint),
+                                  "images_seen": loaded.header.seen, "weights": str(checkpoint),
+                                  "model_dir": str(model_dir), **metrics.summary(),
+                                  "images_per_s": len(images) / max(seconds, 1e-9)}
         result_file.write_text(json.dumps(row, indent=1))
         rows.append(row)
     write_csv(rows, out_dir / "evaluation.csv")
