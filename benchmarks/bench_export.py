@@ -3,7 +3,6 @@ cfg + weights into OpenCV DNN in the same run.
     python benchmarks/bench_export.py
 """
 import tempfile
-import time
 from pathlib import Path
 
 import cv2

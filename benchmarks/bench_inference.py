@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 from common import DARKNET_CFG, PHOTO, median_seconds, random_model
 from edge_app.detector import Detector

@@ -19,7 +19,7 @@ import math
 import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Iterable, Iterator, List, Optional, TextIO, Union
+from typing import Iterable, Iterator, List, Optional, Union
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07|\x1b[@-Z\\-_]")
 NUM = r"(-?nan|-?inf|[-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)"

@@ -1,7 +1,6 @@
 """`edge-app run` as a subprocess against a real Mosquitto broker (CPU device)."""
 import json
 import os
-import shutil
 import socket
 import time
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.edge.conftest import Broker, Subscriber, config_toml, wait_for_port
+from tests.edge.conftest import Broker, config_toml
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@ import pytest
 
 from edge_app.errors import InputError
 from model_tools import cfg
-from model_tools.cfg import Conv, MaxPool, Region, Reorg, Route
+from model_tools.cfg import MaxPool, Reorg, Route
 from tests.conftest import DARKNET_SHARE, TEST_CFGS
 
 TINY = """[net]
