@@ -39,3 +39,38 @@ def random_model(cfg_path: Path, workdir: Path, fp16: bool = True):
     export.export(net, weights.read(weights_path, net), names, out, fp16=fp16,
                   cfg_path=str(cfg_path), weights_path=str(weights_path))
     return out, weights_path, names_path
+
+
+def interleaved(cases, rounds: int, calls: int = 1, warmup: int = 1):
+    """Seconds per call of each case, one figure per round. The cases take turns within every
+    round (A B C, then B C A, ...), so a neighbour's load on the shared machine hits all of them
+    alike; a ratio is then taken within each round."""
+    names = list(cases)
+    for name in names:
+        for _ in range(warmup):
+            cases[name]()
+    times = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            fn = cases[name]
+            start = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            times[name].append((time.perf_counter() - start) / calls)
+    return times
+
+
+def spread(values) -> str:
+    """median [min–max] of a list, for printing."""
+    return f"{statistics.median(values):.3g} [{min(values):.3g}–{max(values):.3g}]"
+
+
+def ratios(numerator, denominator):
+    """Per-round ratios of two same-length lists of figures measured in the same rounds."""
+    return [n / d for n, d in zip(numerator, denominator)]
+
+
+def ratio_line(label: str, numerator, denominator, rounds_label: str = "rounds") -> str:
+    r = ratios(numerator, denominator)
+    return (f"{label}: x{statistics.median(r):.3g} median, [{min(r):.3g}–{max(r):.3g}] over "
+            f"{len(r)} interleaved {rounds_label}")
