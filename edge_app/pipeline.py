@@ -83,8 +83,12 @@ class Inference(threading.Thread):
         self.submitted = 0
         self.completed = 0
         self.error: Optional[BaseException] = None
+        # CPU seconds spent in _done: host work on the runtime's threads (see cputime.py)
+        self.callback_cpu = 0.0
+        self._callback_cpu_lock = threading.Lock()
 
     def _done(self, request, userdata) -> None:
+        cpu_start = time.thread_time()
         seq, frame, started = userdata
         try:
             raw = request.get_output_tensor(0).data.copy()
@@ -93,6 +97,9 @@ class Inference(threading.Thread):
         except BaseException as exc:  # surfaced by the supervisor, never swallowed
             self.error = exc
             self.results.put(seq, (frame, None, 0.0))
+        finally:
+            with self._callback_cpu_lock:
+                self.callback_cpu += time.thread_time() - cpu_start
 
     @property
     def in_flight(self) -> int:
