@@ -44,10 +44,10 @@ def thread_ids(tasks: str = TASKS) -> Set[int]:
         return set()
 
 
-def python_thread_ids() -> Set[int]:
-    """Threads started by Python code (ours and paho's). A _DummyThread is a foreign thread that
-    merely ran Python (OpenVINO's callback thread): it is not host work as a whole."""
-    return {t.native_id for t in threading.enumerate()
+def python_threads() -> Dict[int, str]:
+    """Threads started by Python code (ours and paho's), by id, with their names. A _DummyThread
+    is a foreign thread that merely ran Python (OpenVINO's callback thread): not host work."""
+    return {t.native_id: t.name for t in threading.enumerate()
             if t.native_id is not None and type(t).__name__ != "_DummyThread"}
 
 
@@ -62,12 +62,19 @@ class HostCpu:
     def __init__(self):
         self.before_runtime: Set[int] = set()
         self._last: Optional[tuple] = None  # (per-thread cpu, callback cpu, frames)
+        self._names: Dict[int, str] = {}
+        # ms per frame by thread name over the last sampled window (native threads older than
+        # the runtime are OpenCV's pool), and "runtime callback" for the callback's share
+        self.by_thread: Dict[str, float] = {}
 
     def mark_before_runtime(self) -> None:
         self.before_runtime = thread_ids()
 
     def _per_thread(self) -> Dict[int, float]:
-        ids = host_threads(thread_ids(), self.before_runtime, python_thread_ids())
+        named = python_threads()
+        ids = host_threads(thread_ids(), self.before_runtime, set(named))
+        for tid in ids:
+            self._names.setdefault(tid, named.get(tid, "native (before the runtime)"))
         found = {tid: task_cpu_seconds(tid) for tid in ids}
         return {tid: cpu for tid, cpu in found.items() if cpu is not None}
 
@@ -80,5 +87,10 @@ class HostCpu:
         if last is None or frames <= last[2]:
             return None
         # a thread present at both samples counts its difference; a new one all of its time
-        threads = sum(cpu - last[0].get(tid, 0.0) for tid, cpu in now[0].items())
-        return (threads + now[1] - last[1]) * 1e3 / (frames - last[2])
+        scale = 1e3 / (frames - last[2])
+        by_thread: Dict[str, float] = {"runtime callback": (now[1] - last[1]) * scale}
+        for tid, cpu in now[0].items():
+            name = self._names[tid]
+            by_thread[name] = by_thread.get(name, 0.0) + (cpu - last[0].get(tid, 0.0)) * scale
+        self.by_thread = by_thread
+        return sum(by_thread.values())
