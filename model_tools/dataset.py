@@ -1,4 +1,11 @@
-"""Datasets → darknet's layout: images/, labels/ (YOLO .txt), .names, train/valid/test lists, .data.
+"""Datasets → darknet's layout: img/ (each image with its YOLO .txt beside it), .names,
+train/valid/test lists, .data.
+
+Labels sit beside their images because that is the one place every darknet fork finds them:
+AlexeyAB/hank-ai only map `/JPEGImages/` and COCO folders to `/labels/` (their general
+`/images/`→`/labels/` swap is commented out), pjreddie replaces the first "images",
+"JPEGImages" and "raw" anywhere in the path. The folder is therefore not called "images", and
+`darknet_label_path` + `check_labels` say, before training, where each fork will look.
 
 Importers turn each source format into the same list of items (an image and its boxes in
 pixels); `build` validates the images and boxes, splits by image, and writes the layout. Bad
@@ -27,6 +34,9 @@ from edge_app.atomic import write_text
 from edge_app.errors import InputError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+# Darknet forks by how they find labels: hank-ai kept AlexeyAB's rules.
+FORKS = ("alexeyab", "pjreddie")
+IMAGE_FOLDER = "img"  # not "images": pjreddie would look for the labels in a "labels" folder
 
 
 @dataclass
@@ -353,8 +363,27 @@ def split_items(items: List[Item], ratios: Optional[Tuple[float, float, float]],
             "test": order[n_train + n_valid:]}
 
 
+def _stored_suffix(image: Path) -> str:
+    """The suffix an image is stored under: one every fork maps to .txt (pjreddie knows
+    .jpg .png .JPG .JPEG only, so .jpeg becomes .jpg and other formats are re-encoded as .png)."""
+    suffix = image.suffix.lower()
+    return ".jpg" if suffix in (".jpg", ".jpeg") else ".png"
+
+
+def _stem_is_safe(out_dir: Path, stem: str) -> bool:
+    probe = out_dir / IMAGE_FOLDER / f"{stem}.jpg"
+    return all(darknet_label_path(probe, fork) == beside_label_path(probe) for fork in FORKS)
+
+
 def _place(src: Path, dst: Path) -> None:
     if dst.exists():
+        return
+    if src.suffix.lower() not in (".jpg", ".jpeg", ".png"):
+        import cv2  # e.g. .bmp: pjreddie would not find its label; PNG keeps every pixel
+
+        image = cv2.imread(str(src), cv2.IMREAD_UNCHANGED)
+        if image is None or not cv2.imwrite(str(dst), image):
+            raise InputError("cannot re-encode the image as PNG", str(src))
         return
     try:
         os.link(src, dst)
@@ -370,10 +399,13 @@ def build(imported: Imported, out_dir: Union[str, Path], *, names: Optional[Sequ
     from tqdm import tqdm
 
     out_dir = Path(out_dir).resolve()
-    if "images" in out_dir.parts:
-        raise InputError("the output path contains a folder named 'images'", str(out_dir),
-                         "darknet finds labels by replacing the first 'images' in an image's path "
-                         "with 'labels'; choose an output folder outside any 'images' folder")
+    probe = out_dir / IMAGE_FOLDER / "probe.jpg"
+    for fork in FORKS:
+        if darknet_label_path(probe, fork) != beside_label_path(probe):
+            raise InputError(f"{fork} darknet would look for the labels of images in this folder elsewhere "
+                             f"({darknet_label_path(probe, fork)})", str(out_dir),
+                             "darknet rewrites 'images', 'JPEGImages' and 'raw' anywhere in an image's path; "
+                             "choose an output folder whose path contains none of them")
     report = Report(annotation_problems=list(imported.problems))
     classes = class_order(imported.labels_seen, out_dir, names)
     kept: List[Item] = []
@@ -392,7 +424,9 @@ def build(imported: Imported, out_dir: Union[str, Path], *, names: Optional[Sequ
             continue
         digests[digest] = str(item.image)
         stem = item.image.stem
-        if stem in stems:  # two folders with the same file name: keep both, renamed
+        if not _stem_is_safe(out_dir, stem):  # a name darknet would rewrite, e.g. "raw_1"
+            stem = f"img_{digest[:8]}"
+        elif stem in stems:  # two folders with the same file name: keep both, renamed
             stem = f"{stem}_{digest[:8]}"
         stems[stem] = str(item.image)
         boxes = []
@@ -407,9 +441,8 @@ def build(imported: Imported, out_dir: Union[str, Path], *, names: Optional[Sequ
         sizes[stem] = (width, height)
 
     splits = split_items(kept, ratios, seed, test_keys, valid_keys)
-    images_dir, labels_dir = out_dir / "images", out_dir / "labels"
+    images_dir = out_dir / IMAGE_FOLDER
     images_dir.mkdir(parents=True, exist_ok=True)
-    labels_dir.mkdir(parents=True, exist_ok=True)
     histogram: Counter = Counter()
     difficult: Dict[str, List[int]] = {}
     lists: Dict[str, List[str]] = {}
@@ -418,7 +451,7 @@ def build(imported: Imported, out_dir: Union[str, Path], *, names: Optional[Sequ
         for item in tqdm(split_items_, desc=f"writing {split}", unit="img", disable=not progress):
             stem = item.where
             width, height = sizes[stem]
-            target = images_dir / f"{stem}{item.image.suffix.lower()}"
+            target = images_dir / f"{stem}{_stored_suffix(item.image)}"
             _place(item.image, target)
             rows = []
             for index, b in enumerate(item.boxes):
@@ -428,7 +461,7 @@ def build(imported: Imported, out_dir: Union[str, Path], *, names: Optional[Sequ
                 histogram[b.label] += 1
                 if b.difficult:
                     difficult.setdefault(stem, []).append(index)
-            write_text(labels_dir / f"{stem}.txt", "".join(rows))
+            write_text(beside_label_path(target), "".join(rows))
             lines.append(f"{target}\n")
             report.boxes += len(rows)
         lists[split] = lines
@@ -482,11 +515,126 @@ def read_labels(label_file: Path, width: int, height: int) -> List[Tuple[int, fl
     return rows
 
 
-def label_path(image_path: Union[str, Path]) -> Path:
-    """Where darknet looks for an image's labels: first 'images' → 'labels', extension → .txt."""
+def beside_label_path(image_path: Union[str, Path]) -> Path:
+    """The label file next to an image: same folder, same stem, .txt."""
+    return Path(image_path).with_suffix(".txt")
+
+
+def darknet_label_path(image_path: Union[str, Path], fork: str) -> Path:
+    """The label file a darknet fork opens for an image, by its own string rewriting.
+
+    pjreddie (Debian's darknet): the first "images", then "JPEGImages", then "raw" anywhere in
+    the path → "labels"; then the first ".jpg", ".png", ".JPG", ".JPEG" → ".txt".
+    AlexeyAB and hank-ai: only COCO's /images/{train,val}{2014,2017}/ and /JPEGImages/ → labels
+    (the first occurrence of each), then the extension at the end → .txt.
+    """
     text = str(image_path)
-    for folder in ("images", "JPEGImages"):
-        if folder in text:
-            text = text.replace(folder, "labels", 1)
-            break
-    return Path(text).with_suffix(".txt")
+    if fork == "pjreddie":
+        for old, new in (("images", "labels"), ("JPEGImages", "labels"), ("raw", "labels"),
+                         (".jpg", ".txt"), (".png", ".txt"), (".JPG", ".txt"), (".JPEG", ".txt")):
+            text = text.replace(old, new, 1)
+        return Path(text)
+    if fork not in FORKS:
+        raise ValueError(f"unknown darknet fork {fork!r}")
+    for year in ("train2017", "val2017", "train2014", "val2014"):
+        text = text.replace(f"/images/{year}/", f"/labels/{year}/", 1)
+    text = text.replace("/JPEGImages/", "/labels/", 1)
+    text = text.strip()
+    for ext in (".jpg", ".JPG", ".jpeg", ".JPEG", ".png", ".PNG", ".bmp", ".BMP", ".ppm", ".PPM",
+                ".tiff", ".TIFF"):
+        if text.endswith(ext):
+            text = text[:-len(ext)] + ".txt"
+    return Path(text)
+
+
+def label_path(image_path: Union[str, Path]) -> Path:
+    """The labels of an image as darknet reads them: beside it (every fork), else where a fork
+    rewrites the path to (datasets laid out for one fork, e.g. VOC's JPEGImages → labels)."""
+    candidates = [beside_label_path(image_path)] + [darknet_label_path(image_path, f) for f in FORKS]
+    return next((c for c in candidates if c.suffix == ".txt" and c.exists()), candidates[0])
+
+
+@dataclass
+class LabelCheck:
+    images: int
+    boxes: int
+    empty: int  # images whose label file has no box (negatives)
+
+
+def check_labels(data_file: Union[str, Path], fork: Optional[str] = None,
+                 base: Union[str, Path, None] = None, lists: Sequence[str] = ("train", "valid")) -> LabelCheck:
+    """Before training: will darknet (`fork`, or every fork when None) find a label file for
+    every image in the .data's train and valid lists, and are there any objects to learn?
+
+    Relative paths (in the .data and in the lists) are resolved from `base`, the folder
+    darknet runs in (default: the current one). Raises InputError naming the first images
+    whose labels darknet would not open and where it would look; and when the training list
+    holds no object at all — darknet would train on nothing and still exit 0.
+    """
+    base = Path(base) if base is not None else Path.cwd()
+    data_file = Path(data_file)
+    data = read_data_file(data_file)
+    forks = [fork] if fork else list(FORKS)
+    for fork_name in forks:
+        if fork_name not in FORKS:
+            raise InputError(f"unknown darknet fork {fork_name!r}", "--fork", f"use one of {', '.join(FORKS)}")
+    result = LabelCheck(0, 0, 0)
+    train_boxes = 0
+    for key in lists:
+        if key not in data:
+            if key == "train":
+                raise InputError("the .data file has no train= line", str(data_file), "re-run model-tools import")
+            continue
+        list_path = _resolve(data[key], base)
+        try:
+            images = [line.strip() for line in list_path.read_text().splitlines() if line.strip()]
+        except OSError as exc:
+            raise InputError(f"cannot read the {key} list {list_path}: {exc.strerror}", f"{data_file}: {key}=",
+                             "paths in a .data are resolved from the folder darknet runs in") from None
+        if not images:
+            raise InputError(f"the {key} list {list_path} is empty", f"{data_file}: {key}=",
+                             "import a dataset with images in that split")
+        missing: List[str] = []
+        for number, image in enumerate(images, 1):
+            image_path = _resolve(image, base)
+            if not image_path.exists():
+                missing.append(f"{list_path}:{number}: image {image_path} does not exist")
+                continue
+            for fork_name in forks:
+                label = _resolve(str(darknet_label_path(image, fork_name)), base)
+                if label.suffix != ".txt" or label == image_path or not label.is_file():
+                    missing.append(f"{list_path}:{number}: {fork_name} darknet opens {label} for {image_path}: "
+                                   + ("not a .txt path" if label.suffix != ".txt" or label == image_path
+                                      else "no such file"))
+                    break
+            else:
+                boxes = _count_boxes(label)
+                result.images += 1
+                result.boxes += boxes
+                result.empty += boxes == 0
+                if key == "train":
+                    train_boxes += boxes
+        if missing:
+            shown = "\n  ".join(missing[:5])
+            more = f"\n  … and {len(missing) - 5} more" if len(missing) > 5 else ""
+            raise InputError(f"darknet would not find the labels of {len(missing)} of {len(images)} images in the "
+                             f"{key} list (it would train or score them as having no objects):\n  {shown}{more}",
+                             f"{data_file}: {key}=",
+                             "put each image's .txt beside it (model-tools import does), and keep 'images', "
+                             "'JPEGImages' and 'raw' out of the image paths")
+    if train_boxes == 0:
+        raise InputError("the training list holds no object: every label file is empty", f"{data_file}: train=",
+                         "check the import report (boxes kept) and the class names")
+    return result
+
+
+def _resolve(path: str, base: Path) -> Path:
+    candidate = Path(path.strip())
+    return candidate if candidate.is_absolute() else base / candidate
+
+
+def _count_boxes(label_file: Path) -> int:
+    try:
+        return sum(1 for line in label_file.read_text(errors="replace").splitlines() if len(line.split()) == 5)
+    except OSError:
+        return 0

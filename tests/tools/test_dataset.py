@@ -65,9 +65,9 @@ def test_flickr27_awkward_cases_are_listed(flickr, tmp_path):
     # class order: sorted, written once
     assert (out / "logos.names").read_text() == "Adidas\nNike\nPuma\n"
     # the repeated line counted once; two boxes in 0.jpg with exact YOLO values
-    rows = (out / "labels" / "0.txt").read_text().splitlines()
+    rows = (out / "img" / "0.txt").read_text().splitlines()
     assert rows == ["0 0.175000 0.300000 0.250000 0.400000", "1 0.625000 0.550000 0.250000 0.700000"]
-    assert (out / "test.txt").read_text().split() == [str(out / "images" / "2.jpg"), str(out / "images" / "3.jpg")]
+    assert (out / "test.txt").read_text().split() == [str(out / "img" / "2.jpg"), str(out / "img" / "3.jpg")]
     assert "images excluded: 2" in (out / "report.txt").read_text()
     data = dataset.read_data_file(out / "logos.data")
     assert data["classes"] == "3" and data["names"] == str(out / "logos.names")
@@ -79,7 +79,7 @@ def test_class_order_is_kept_across_imports(flickr, tmp_path):
     (out).mkdir()
     (out / "logos.names").write_text("Puma\nNike\nAdidas\n")  # an earlier import's order
     dataset.build(dataset.import_flickr27(annotations, images), out, name="logos", progress=False)
-    assert (out / "labels" / "0.txt").read_text().split("\n")[0].startswith("2 ")
+    assert (out / "img" / "0.txt").read_text().split("\n")[0].startswith("2 ")
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "x.names").write_text("Puma\n")
     with pytest.raises(InputError, match="not in the class list"):
@@ -109,7 +109,7 @@ def test_ratio_split_is_seeded_and_disjoint(tmp_path):
 
 def test_output_inside_an_images_folder_is_refused(flickr, tmp_path):
     annotations, images = flickr
-    with pytest.raises(InputError, match="folder named 'images'"):
+    with pytest.raises(InputError, match="would look for the labels"):
         dataset.build(dataset.import_flickr27(annotations, images), tmp_path / "images" / "out", progress=False)
 
 
@@ -133,13 +133,13 @@ def test_voc_difficult_and_one_based_boxes(tmp_path):
     assert any("unreadable XML" in why for _, why in imported.problems)
     out = tmp_path / "out"
     dataset.build(imported, out, valid_keys=["val"], progress=False)
-    assert (out / "labels" / "000001.txt").read_text().splitlines() == [
+    assert (out / "img" / "000001.txt").read_text().splitlines() == [
         "1 0.250000 0.250000 0.500000 0.500000", "0 0.750000 0.750000 0.500000 0.500000"]
     assert json.loads((out / "difficult.json").read_text()) == {"000001": [1]}
     assert (out / "valid.txt").read_text().strip().endswith("000001.jpg")
 
 
-def test_openimages_by_class_name(tmp_path):
+def test_open_img_csv_by_class_name(tmp_path):
     images = tmp_path / "train"
     images.mkdir()
     jpg(images / "abc.jpg", (200, 100))
@@ -156,7 +156,7 @@ def test_openimages_by_class_name(tmp_path):
     assert "not finite" in imported.problems[0][1] and imported.problems[0][0].endswith(":4")
     out = tmp_path / "out"
     dataset.build(imported, out, ratios=(1.0, 0.0, 0.0), progress=False)
-    assert (out / "labels" / "abc.txt").read_text() == "0 0.300000 0.400000 0.400000 0.400000\n"
+    assert (out / "img" / "abc.txt").read_text() == "0 0.300000 0.400000 0.400000 0.400000\n"
     with pytest.raises(InputError, match="did you mean 'Boat'"):
         dataset.import_openimages(tmp_path / "bbox.csv", tmp_path / "class-descriptions-boxable.csv",
                                   images, ["Boats"])
@@ -216,7 +216,7 @@ def test_fuzzed_annotations_never_crash(flickr, tmp_path):
         listed = (len(report.annotation_problems) + len(report.excluded_images) + len(report.excluded_boxes)
                   + len(report.duplicates))
         assert report.boxes + listed >= 1
-        for label_file in (out / "labels").glob("*.txt"):
+        for label_file in (out / "img").glob("*.txt"):
             for row in label_file.read_text().splitlines():
                 k, *values = row.split()
                 assert all(0.0 <= float(v) <= 1.0 for v in values), row
