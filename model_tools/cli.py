@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -48,10 +49,11 @@ def cmd_random_weights(args) -> int:
 
 def cmd_export(args) -> int:
     from model_tools import cfg, export, weights
+    from model_tools.names import read_names
 
     net = cfg.load(args.cfg)
     loaded = weights.read(args.weights, net)
-    names = export.read_names(args.names, net.region.classes)
+    names = read_names(args.names, net.region.classes)
     data = export.export(net, loaded, names, args.output, fp16=not args.fp32,
                          resize_mode=args.resize_mode, cfg_path=args.cfg,
                          weights_path=args.weights, conf_threshold=args.conf,
@@ -66,7 +68,8 @@ def _ratios(text: str):
         parts = tuple(float(v) for v in text.split("/"))
     except ValueError:
         parts = ()
-    if len(parts) != 3 or abs(sum(parts) - (100 if sum(parts) > 1.5 else 1)) > 1e-6:
+    if (len(parts) != 3 or not all(math.isfinite(p) and p >= 0 for p in parts)
+            or abs(sum(parts) - (100 if sum(parts) > 1.5 else 1)) > 1e-6):
         raise InputError(f"--split {text!r}: expected train/valid/test percentages summing to 100, e.g. 80/10/10",
                          "--split")
     total = sum(parts)
@@ -91,7 +94,9 @@ def cmd_synth_clip(args) -> int:
 
 def cmd_import(args) -> int:
     from model_tools import dataset
+    from model_tools.names import read_names
 
+    ratios = _ratios(args.split)  # every option checked before the (long) import starts
     if args.format == "flickr27":
         imported = dataset.import_flickr27(args.source, args.images)
     elif args.format == "voc":
@@ -102,10 +107,8 @@ def cmd_import(args) -> int:
         imported = dataset.import_openimages(args.source, args.descriptions, args.images, args.classes.split(","))
     else:
         imported = dataset.import_yolo(args.source, args.names)
-    names = None
-    if args.names and args.format != "yolo":
-        names = [n.strip() for n in Path(args.names).read_text().splitlines() if n.strip()]
-    report = dataset.build(imported, args.out, names=names, ratios=_ratios(args.split), seed=args.seed,
+    names = read_names(args.names) if args.names and args.format != "yolo" else None
+    report = dataset.build(imported, args.out, names=names, ratios=ratios, seed=args.seed,
                            test_keys=args.test_key or (), valid_keys=args.valid_key or (), name=args.name)
     print(report.text(), end="")
     print(f"darknet layout written to {args.out} ({args.name}.data, report.txt)")
@@ -177,11 +180,12 @@ def cmd_parse_log(args) -> int:
 def cmd_evaluate(args) -> int:
     from model_tools import dataset, evaluate, plots
 
+    from model_tools.names import read_names
+
     data = dataset.read_data_file(args.data)
-    names_file = Path(data.get("names", ""))
-    names = [n for n in names_file.read_text().splitlines() if n.strip()] if names_file.exists() else []
-    if not names:
-        raise InputError("the .data file names no readable names file", args.data, "set names=<file>")
+    if not data.get("names"):
+        raise InputError("the .data file names no names file", args.data, "add a line names=<file>")
+    names = read_names(data["names"])
     valid = args.valid or data.get("valid")
     if args.weights:
         checkpoints = [Path(w) for w in args.weights]

@@ -28,7 +28,7 @@ from typing import Dict, List, Optional, Union
 import numpy as np
 
 from edge_app import metadata as meta
-from edge_app.atomic import write_text
+from edge_app.atomic import check_output_folder, prepare_output_dir, write_text
 from edge_app.errors import InputError
 from model_tools.cfg import Conv, MaxPool, Network, Region, Reorg, Route
 from model_tools.weights import ConvParams, Weights
@@ -133,25 +133,6 @@ def sha256_file(path: Union[str, Path]) -> str:
     return digest.hexdigest()
 
 
-def read_names(path: Union[str, Path], classes: int) -> List[str]:
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise InputError(f"cannot read names file: {exc.strerror}", str(path),
-                         "pass the .names file with one class name per line") from None
-    names = [line.strip() for line in lines]
-    while names and not names[-1]:
-        names.pop()
-    for number, name in enumerate(names, start=1):
-        if not name:
-            raise InputError("empty class name", f"{path}:{number}", "remove the blank line")
-    if len(names) != classes:
-        raise InputError(f"names file has {len(names)} names but the cfg's [region] has "
-                         f"classes={classes}", str(path),
-                         "use the .names file the model was trained with, one name per line")
-    return names
-
-
 def export(net: Network, weights: Weights, names: List[str], out_dir: Union[str, Path], *,
            fp16: bool = True, resize_mode: Optional[str] = None, cfg_path: str = "",
            weights_path: str = "", conf_threshold: float = 0.25,
@@ -174,8 +155,9 @@ def export(net: Network, weights: Weights, names: List[str], out_dir: Union[str,
         raise InputError(f"resize mode '{resize_mode}' is unknown", "--resize-mode",
                          f"use one of: {', '.join(meta.RESIZE_MODES)}")
     started = time.perf_counter()
+    check_output_folder(out_dir)  # before the (slow) build: a file there fails now
     model = build(net, weights)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    prepare_output_dir(out_dir)
     tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir))
     try:
         ov.save_model(model, str(tmp / f"{stem}.xml"), compress_to_fp16=fp16)
@@ -206,7 +188,8 @@ def export(net: Network, weights: Weights, names: List[str], out_dir: Union[str,
         (out_dir / f"{stem}.json").unlink(missing_ok=True)
         for name in (f"{stem}.xml", f"{stem}.bin"):
             os.replace(tmp / name, out_dir / name)
-        write_text(out_dir / f"{stem}.json", json.dumps(data, indent=2) + "\n")
+        # strict JSON: NaN or Infinity never reach a reader (validate refused them already)
+        write_text(out_dir / f"{stem}.json", json.dumps(data, indent=2, allow_nan=False) + "\n")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     data["export_seconds"] = time.perf_counter() - started

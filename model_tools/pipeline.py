@@ -15,6 +15,7 @@ from typing import Dict, List, Tuple
 
 from edge_app.atomic import write_text
 from edge_app.errors import InputError
+from model_tools.names import read_names
 
 
 @dataclass
@@ -145,7 +146,7 @@ class Pipeline:
         spec = self.spec
         names = None
         if spec.names_file:
-            names = [n.strip() for n in Path(spec.names_file).read_text().splitlines() if n.strip()]
+            names = read_names(spec.names_file)
         if spec.synth:
             annotations = synth.generate(self.root / "synth", spec.synth, spec.synth_seed,
                                          size=tuple(spec.synth_size), progress=self.progress)
@@ -171,7 +172,7 @@ class Pipeline:
         from model_tools import anchors as anchors_mod, cfggen
 
         spec = self.spec
-        classes = len([n for n in self.names_path.read_text().splitlines() if n.strip()])
+        classes = len(read_names(self.names_path))
         if spec.anchors == "auto":
             centroids, avg_iou = anchors_mod.from_label_files(str(self.dataset_dir / "train.txt"),
                                                               spec.width // 32, spec.height // 32,
@@ -221,7 +222,7 @@ class Pipeline:
         from model_tools import evaluate
         from model_tools.train import checkpoint_base
 
-        names = [n for n in self.names_path.read_text().splitlines() if n.strip()]
+        names = read_names(self.names_path)
         backup = self.dataset_dir / "backup"
         checkpoints = evaluate.list_checkpoints(backup, checkpoint_base(self.train_cfg_path))
         rows = evaluate.evaluate_checkpoints(self.cfg_path, names, self.dataset_dir / "valid.txt",
@@ -246,7 +247,7 @@ class Pipeline:
 
         best = self.state["select"]["best"]
         net = cfg_mod.load(self.cfg_path)
-        names = [n for n in self.names_path.read_text().splitlines() if n.strip()]
+        names = read_names(self.names_path)
         out = self.root / "model"
         data = export.export(net, weights.read(best["weights"], net), names, out, fp16=self.spec.fp16,
                              resize_mode=self.spec.resize_mode or None, cfg_path=str(self.cfg_path),
