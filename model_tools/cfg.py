@@ -9,6 +9,7 @@ specs are what the weights reader sizes arrays by and what the exporter builds f
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
@@ -35,6 +36,13 @@ KNOWN_UNSUPPORTED = (
 )
 
 ACTIVATIONS = ("leaky", "linear", "relu", "logistic")
+
+# Sanity limits far above any YOLOv2 (yolov2-voc: 51M parameters, 416x416, largest activation
+# 5.5M values) and below what would exhaust a training box: a cfg beyond them is a typo, and
+# `random-weights` or `export` would otherwise try to allocate gigabytes before failing.
+MAX_PARAMS = 1 << 28  # 1 GiB of float32 weights
+MAX_ACTIVATION = 1 << 28  # values in one layer's output
+MAX_DIGITS = 12  # an integer option longer than this is a typo
 
 # Options that change inference when set to a non-default value this exporter cannot honour.
 # section -> {option: default value as darknet reads it}
@@ -103,11 +111,7 @@ class Section:
 
     def int(self, key: str, default: Optional[int] = None) -> int:
         raw = self._raw(key, None if default is None else str(default))
-        try:
-            return int(raw)
-        except ValueError:
-            raise InputError(f"option '{key}' must be an integer, found '{raw}'", self.where(key),
-                             f"write '{key}=<integer>'") from None
+        return _int(raw, key, self.where(key))
 
     def str(self, key: str, default: Optional[str] = None) -> str:
         return self._raw(key, default)
@@ -115,18 +119,33 @@ class Section:
     def floats(self, key: str) -> List[float]:
         raw = self._raw(key, None)
         try:
-            return [float(v) for v in raw.split(",") if v != ""]
+            values = [float(v) for v in raw.split(",") if v != ""]
         except ValueError:
             raise InputError(f"option '{key}' must be a comma-separated list of numbers, "
-                             f"found '{raw}'", self.where(key)) from None
+                             f"found '{_short(raw)}'", self.where(key)) from None
+        if not all(math.isfinite(v) for v in values):
+            raise InputError(f"option '{key}' holds a value that is not a finite number: "
+                             f"'{_short(raw)}'", self.where(key), "write ordinary decimal numbers")
+        return values
 
     def ints(self, key: str) -> List[int]:
         raw = self._raw(key, None)
-        try:
-            return [int(v) for v in raw.split(",") if v != ""]
-        except ValueError:
-            raise InputError(f"option '{key}' must be a comma-separated list of integers, "
-                             f"found '{raw}'", self.where(key)) from None
+        return [_int(v, key, self.where(key)) for v in raw.split(",") if v != ""]
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+
+
+def _int(raw: str, key: str, where: str) -> int:
+    digits = raw.lstrip("+-")
+    if not digits.isdigit() or not digits.isascii():
+        raise InputError(f"option '{key}' must be an integer, found '{_short(raw)}'", where,
+                         f"write '{key}=<integer>'")
+    if len(digits) > MAX_DIGITS:
+        raise InputError(f"option '{key}' is an integer of {len(digits)} digits", where,
+                         f"write a sensible value for '{key}'")
+    return int(raw)
 
 
 def parse_text(text: str, path: str = "<cfg>") -> List[Section]:
@@ -294,10 +313,20 @@ def plan(sections: List[Section], path: str = "<cfg>") -> Network:
 
     layers: List[Layer] = []
     shape: Shape = (channels, height, width)
+    params = 0
     for index, section in enumerate(sections[1:]):
         layer = _make_layer(section, index, shape, layers)
         layers.append(layer)
         shape = layer.out_shape
+        params += layer.param_count
+        values = shape[0] * shape[1] * shape[2]
+        if params > MAX_PARAMS or values > MAX_ACTIVATION:
+            what = (f"{params} parameters up to here" if params > MAX_PARAMS
+                    else f"an output of {shape[2]}x{shape[1]}x{shape[0]} = {values} values")
+            raise InputError(f"[{section.kind}] gives the network {what}, beyond this tool's limit "
+                             f"of {MAX_PARAMS if params > MAX_PARAMS else MAX_ACTIVATION} (YOLOv2 "
+                             "needs about 50M parameters)", section.where(),
+                             "check filters=, width= and height= for a typo")
 
     _check_region_model(sections, layers, width, height, path)
     return Network(path, width, height, channels, net.int("letter_box", 0) == 1, tuple(layers))
@@ -343,6 +372,9 @@ def _make_layer(section: Section, index: int, shape: Shape, previous: List[Layer
                                  section.where("stride_x" if "stride_x" in section.options else "stride_y"),
                                  "use stride= alone")
         pad = size // 2 if section.int("pad", 0) else section.int("padding", 0)
+        if pad < 0:
+            raise InputError(f"padding={pad} must not be negative", section.where("padding"),
+                             "use pad=1 (same padding) or padding=<n> with n >= 0")
         activation = section.str("activation", "logistic")
         if activation not in ACTIVATIONS:
             raise InputError(f"activation '{activation}' is not supported"
@@ -359,6 +391,13 @@ def _make_layer(section: Section, index: int, shape: Shape, previous: List[Layer
         stride = section.int("stride", 1)
         size = section.int("size", stride)
         padding = section.int("padding", size - 1)
+        if size <= 0 or stride <= 0:
+            raise InputError(f"maxpool size={size} and stride={stride} must be positive",
+                             section.where("size" if size <= 0 else "stride"),
+                             "use e.g. size=2 stride=2 (halves the grid) or size=2 stride=1")
+        if padding < 0:
+            raise InputError(f"maxpool padding={padding} must not be negative", section.where("padding"),
+                             "remove the padding line (darknet's default is size-1)")
         if "stride_x" in section.options or "stride_y" in section.options:
             if section.int("stride_x", stride) != stride or section.int("stride_y", stride) != stride:
                 raise InputError("different strides in x and y are not supported", section.where(),
@@ -399,6 +438,11 @@ def _make_layer(section: Section, index: int, shape: Shape, previous: List[Layer
     anchors = tuple(section.floats("anchors")) if "anchors" in section.options else ()
     if classes <= 0 or num <= 0:
         raise InputError("classes and num must be positive", section.where())
+    bad = [a for a in anchors if not a > 0]
+    if bad:
+        raise InputError(f"anchor value {bad[0]:g} is not positive: anchors are box widths and "
+                         "heights in grid cells", section.where("anchors"),
+                         "write positive width,height pairs (`model-tools anchors` computes them)")
     if len(anchors) != 2 * num:
         raise InputError(f"region has num={num} but {len(anchors)} anchor values; it needs "
                          f"{2 * num} (a width and a height per anchor)",

@@ -145,7 +145,16 @@ def read(path: Union[str, Path], net: Network) -> Weights:
         bad = int(np.argmax(~np.isfinite(floats)))
         raise InputError(f"weights file holds NaN or infinite values (first at float {bad}); "
                          "training diverged", path, "pick an earlier checkpoint")
-    return Weights(header, floats, split_layers(net, floats))
+    layers = split_layers(net, floats)
+    for layer, params in zip(net.layers, layers):
+        if params is not None and params.rolling_variance is not None and np.any(params.rolling_variance < 0):
+            bad = int(np.argmax(params.rolling_variance < 0))
+            raise InputError(
+                f"the batch-norm variance of filter {bad} in the [convolutional] layer at "
+                f"{net.path}:{layer.line} is negative ({float(params.rolling_variance[bad]):g}); "
+                "a variance cannot be, and the exported model would output NaN", path,
+                "the file is corrupt or belongs to another cfg: pass the weights trained with this cfg")
+    return Weights(header, floats, layers)
 
 
 def write(path: Union[str, Path], weights: Weights) -> None:
