@@ -30,8 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-from edge_app.atomic import write_text
+from edge_app.atomic import NAME_MAX, check_output_folder, write_text
 from edge_app.errors import InputError
+from edge_app.readers import read_text
+from model_tools.names import read_names
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 # Darknet forks by how they find labels: hank-ai kept AlexeyAB's rules.
@@ -74,6 +76,41 @@ def _add(items: "OrderedDict[str, Item]", image: Path, box: Optional[Box], key, 
         item.boxes.append(box)
 
 
+def _inside(folder: Path, name: str) -> Path:
+    """`folder/name` for a file name taken from an annotation; ValueError when the name could
+    reach outside the dataset (absolute, `..`) or is no usable file name."""
+    if not name or "\0" in name or any(ord(ch) < 32 for ch in name):
+        raise ValueError(f"image name {name!r} is empty or holds control characters")
+    relative = Path(name)
+    if relative.is_absolute() or ".." in relative.parts:
+        raise ValueError(f"image name {name!r} points outside the image folder {folder}; "
+                         "annotations may only name files inside it")
+    return folder / relative
+
+
+def _csv_rows(path: Union[str, Path], what: str):
+    """(line number, fields) for each row of a UTF-8 CSV; InputError at the line that is
+    not UTF-8 or not CSV (e.g. a field longer than the csv module's limit)."""
+    try:
+        f = open(path, newline="", encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read {what}: {exc.strerror or exc}", str(path)) from None
+    with f:
+        reader = csv.reader(f)
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except UnicodeDecodeError:
+                raise InputError(f"{what} is not UTF-8 text", f"{path}:{reader.line_num + 1}",
+                                 "save the file as UTF-8") from None
+            except csv.Error as exc:
+                raise InputError(f"{what} is not readable CSV: {exc}", f"{path}:{reader.line_num}",
+                                 "use the CSV file as downloaded from Open Images") from None
+            yield reader.line_num, row
+
+
 def _number(text: str, where: str, what: str) -> float:
     try:
         value = float(text)
@@ -93,10 +130,7 @@ def import_flickr27(annotation_file: Union[str, Path], image_dir: Union[str, Pat
     count once; the subset becomes the split key."""
     annotation_file = Path(annotation_file)
     image_dir = Path(image_dir) if image_dir else annotation_file.parent / "images"
-    try:
-        lines = annotation_file.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError as exc:
-        raise InputError(f"cannot read annotations: {exc.strerror}", str(annotation_file)) from None
+    lines = read_text(annotation_file, "annotations").splitlines()
     items: "OrderedDict[str, Item]" = OrderedDict()
     problems, seen_lines, labels = [], set(), []
     for number, line in enumerate(lines, 1):
@@ -112,13 +146,14 @@ def import_flickr27(annotation_file: Union[str, Path], image_dir: Union[str, Pat
         seen_lines.add(tuple(fields))
         name, label, subset = fields[0], fields[1], fields[2]
         try:
+            image = _inside(image_dir, name)
             x1, y1, x2, y2 = (_number(v, where, k) for v, k in zip(fields[3:], ("x1", "y1", "x2", "y2")))
         except ValueError as exc:
             problems.append((where, str(exc)))
             continue
         if label not in labels:
             labels.append(label)
-        _add(items, image_dir / name, Box(label, x1, y1, x2, y2, where=where), subset, where)
+        _add(items, image, Box(label, x1, y1, x2, y2, where=where), subset, where)
     return Imported(list(items.values()), problems, labels)
 
 
@@ -130,7 +165,7 @@ def import_voc(root: Union[str, Path], lists: Sequence[str] = ("train", "val", "
     for name in lists:
         path = root / "ImageSets" / "Main" / f"{name}.txt"
         if path.exists():
-            for line in path.read_text().split():
+            for line in read_text(path, "VOC image set").split():
                 key_of.setdefault(line.strip(), name)
     items: "OrderedDict[str, Item]" = OrderedDict()
     problems, labels = [], []
@@ -141,11 +176,15 @@ def import_voc(root: Union[str, Path], lists: Sequence[str] = ("train", "val", "
         where = str(xml_path)
         try:
             tree = ET.parse(xml_path).getroot()
-        except (ET.ParseError, OSError) as exc:
+        except (ET.ParseError, OSError, RecursionError) as exc:
             problems.append((where, f"unreadable XML: {exc}"))
             continue
         filename = (tree.findtext("filename") or f"{xml_path.stem}.jpg").strip()
-        image = root / "JPEGImages" / filename
+        try:
+            image = _inside(root / "JPEGImages", filename)
+        except ValueError as exc:
+            problems.append((where, str(exc)))
+            continue
         _add(items, image, None, key_of.get(xml_path.stem), where)
         for index, obj in enumerate(tree.findall("object")):
             label = (obj.findtext("name") or "").strip()
@@ -173,13 +212,9 @@ def import_openimages(bbox_csv: Union[str, Path], descriptions_csv: Union[str, P
     """Open Images boxes (normalised XMin/XMax/YMin/YMax, LabelName a MID) for the classes
     named (display names, e.g. "Boat"); images are <ImageID>.jpg in image_dir."""
     mid_to_name: Dict[str, str] = {}
-    try:
-        with open(descriptions_csv, newline="", encoding="utf-8") as f:
-            for row in csv.reader(f):
-                if len(row) >= 2 and row[0] not in ("LabelName", "MID"):
-                    mid_to_name[row[0].strip()] = row[1].strip()
-    except OSError as exc:
-        raise InputError(f"cannot read class descriptions: {exc.strerror}", str(descriptions_csv)) from None
+    for _, row in _csv_rows(descriptions_csv, "class descriptions"):
+        if len(row) >= 2 and row[0] not in ("LabelName", "MID"):
+            mid_to_name[row[0].strip()] = row[1].strip()
     wanted = {mid: name for mid, name in mid_to_name.items() if name in set(classes)}
     missing = set(classes) - set(wanted.values())
     if missing:
@@ -191,28 +226,33 @@ def import_openimages(bbox_csv: Union[str, Path], descriptions_csv: Union[str, P
     items: "OrderedDict[str, Item]" = OrderedDict()
     problems: List[Tuple[str, str]] = []
     image_dir = Path(image_dir)
-    try:
-        f = open(bbox_csv, newline="", encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read boxes: {exc.strerror}", str(bbox_csv)) from None
-    with f:
-        reader = csv.DictReader(f)
-        need = {"ImageID", "LabelName", "XMin", "XMax", "YMin", "YMax"}
-        if not need <= set(reader.fieldnames or ()):
-            raise InputError(f"bbox CSV lacks columns {sorted(need - set(reader.fieldnames or ()))}",
-                             str(bbox_csv), "use <subset>-annotations-bbox.csv")
-        for number, row in enumerate(reader, 2):
-            mid = (row.get("LabelName") or "").strip()
-            if mid not in wanted:
-                continue
-            where = f"{bbox_csv}:{number}"
-            try:
-                x1, x2, y1, y2 = (_number(row[k] or "", where, k) for k in ("XMin", "XMax", "YMin", "YMax"))
-            except ValueError as exc:
-                problems.append((where, str(exc)))
-                continue
-            _add(items, image_dir / f"{row['ImageID'].strip()}.jpg",
-                 Box(wanted[mid], x1, y1, x2, y2, where=where, normalised=True), None, where)
+    need = ("ImageID", "LabelName", "XMin", "XMax", "YMin", "YMax")
+    column: Dict[str, int] = {}
+    for number, row in _csv_rows(bbox_csv, "bbox CSV"):
+        if not column:
+            missing_columns = [k for k in need if k not in row]
+            if missing_columns:
+                raise InputError(f"bbox CSV lacks columns {missing_columns}", f"{bbox_csv}:{number}",
+                                 "use <subset>-annotations-bbox.csv, whose first line names the columns")
+            column = {k: row.index(k) for k in need}
+            continue
+        where = f"{bbox_csv}:{number}"
+        if len(row) <= max(column.values()):
+            if row:
+                problems.append((where, f"row has {len(row)} fields, fewer than the header's columns"))
+            continue
+        mid = row[column["LabelName"]].strip()
+        if mid not in wanted:
+            continue
+        try:
+            image = _inside(image_dir, f"{row[column['ImageID']].strip()}.jpg")
+            x1, x2, y1, y2 = (_number(row[column[k]], where, k) for k in ("XMin", "XMax", "YMin", "YMax"))
+        except ValueError as exc:
+            problems.append((where, str(exc)))
+            continue
+        _add(items, image, Box(wanted[mid], x1, y1, x2, y2, where=where, normalised=True), None, where)
+    if not column:
+        raise InputError("bbox CSV is empty", str(bbox_csv), "use <subset>-annotations-bbox.csv")
     return Imported(list(items.values()), problems, [wanted[m] for m in wanted])
 
 
@@ -223,7 +263,7 @@ def import_yolo(folder: Union[str, Path], names_file: Union[str, Path, None] = N
     names_file = Path(names_file) if names_file else next(iter(sorted(folder.glob("*.names"))), None)
     if names_file is None or not names_file.exists():
         raise InputError("no .names file", str(folder), "pass --names with one class per line")
-    names = [n.strip() for n in names_file.read_text().splitlines() if n.strip()]
+    names = read_names(names_file)
     items: List[Item] = []
     problems: List[Tuple[str, str]] = []
     for image in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
@@ -235,8 +275,15 @@ def import_yolo(folder: Union[str, Path], names_file: Union[str, Path, None] = N
                 break
         label_file = next((c for c in candidates if c.exists()), None)
         item = Item(image, [], None, str(image))
+        lines: List[str] = []
         if label_file is not None:
-            for number, line in enumerate(label_file.read_text(errors="replace").splitlines(), 1):
+            try:
+                lines = read_text(label_file, "label file").splitlines()
+            except InputError as exc:
+                problems.append((exc.where or str(label_file), exc.what))
+                continue
+        if lines:
+            for number, line in enumerate(lines, 1):
                 where = f"{label_file}:{number}"
                 fields = line.split()
                 if not fields:
@@ -332,7 +379,7 @@ def _check_box(box: Box, width: int, height: int) -> Tuple[Optional[Tuple[float,
 def class_order(labels_seen: Sequence[str], out_dir: Path, names: Optional[Sequence[str]]) -> List[str]:
     existing = sorted(out_dir.glob("*.names")) if out_dir.exists() else []
     if existing:
-        order = [n.strip() for n in existing[0].read_text().splitlines() if n.strip()]
+        order = read_names(existing[0])
         source = str(existing[0])
     elif names:
         order, source = list(names), "--names"
@@ -406,8 +453,13 @@ def build(imported: Imported, out_dir: Union[str, Path], *, names: Optional[Sequ
                              f"({darknet_label_path(probe, fork)})", str(out_dir),
                              "darknet rewrites 'images', 'JPEGImages' and 'raw' anywhere in an image's path; "
                              "choose an output folder whose path contains none of them")
+    check_output_folder(out_dir)
+    if not name or "/" in name or name.startswith(".") or len(name.encode()) > NAME_MAX - 16:
+        raise InputError(f"dataset name {name!r} is not a plain file name", "--name",
+                         "use letters, digits, '-' or '_', e.g. --name logos")
     report = Report(annotation_problems=list(imported.problems))
-    classes = class_order(imported.labels_seen, out_dir, names)
+    labels_seen = [label for label in imported.labels_seen if _label_problem(label) is None]
+    classes = class_order(labels_seen, out_dir, names)
     kept: List[Item] = []
     sizes: Dict[str, Tuple[int, int]] = {}
     digests: Dict[str, str] = {}
@@ -415,10 +467,10 @@ def build(imported: Imported, out_dir: Union[str, Path], *, names: Optional[Sequ
     for item in tqdm(imported.items, desc="checking images", unit="img", disable=not progress):
         try:
             width, height = image_size(item.image)
+            digest = hashlib.sha1(item.image.read_bytes()).hexdigest()
         except (ValueError, OSError) as exc:
             report.excluded_images.append((str(item.image), str(exc)))
             continue
-        digest = hashlib.sha1(item.image.read_bytes()).hexdigest()
         if digest in digests:
             report.duplicates.append((str(item.image), f"same bytes as {digests[digest]}"))
             continue
@@ -426,19 +478,63 @@ def build(imported: Imported, out_dir: Union[str, Path], *, names: Optional[Sequ
         stem = item.image.stem
         if not _stem_is_safe(out_dir, stem):  # a name darknet would rewrite, e.g. "raw_1"
             stem = f"img_{digest[:8]}"
-        elif stem in stems:  # two folders with the same file name: keep both, renamed
+        elif len(stem.encode("utf-8", "surrogateescape")) > STEM_MAX:
+            # keep the image under a shorter name: the label and temporary files add to it
+            stem = stem.encode("utf-8", "surrogateescape")[:STEM_MAX - 9].decode("utf-8", "ignore")
+            stem = f"{stem}_{digest[:8]}"
+        if stem in stems:  # two folders with the same file name: keep both, renamed
             stem = f"{stem}_{digest[:8]}"
         stems[stem] = str(item.image)
         boxes = []
         for box in item.boxes:
             clean, why, clipped = _check_box(box, width, height)
-            if clean is None:
+            why = _label_problem(box.label) or why
+            if clean is None or why:
                 report.excluded_boxes.append((box.where or str(item.image), why))
                 continue
             report.clipped_boxes += clipped
             boxes.append(Box(box.label, *clean, difficult=box.difficult, where=box.where))
+        if item.boxes and not boxes:
+            # Every box of this image was excluded. Kept, it would train as a background image
+            # and teach the model that the (mis-annotated) object is not there: dropped instead.
+            report.excluded_images.append((str(item.image), f"all {len(item.boxes)} of its boxes were "
+                                           "excluded (see 'boxes excluded'); not kept as a background image"))
+            continue
         kept.append(Item(item.image, boxes, item.key, stem))
         sizes[stem] = (width, height)
+    if not kept:
+        reasons = (report.excluded_images + report.annotation_problems + report.duplicates)[:3]
+        raise InputError(
+            f"no usable image: {len(imported.items)} images named, {len(report.excluded_images)} "
+            f"excluded, {len(report.annotation_problems)} annotation lines not understood"
+            + "".join(f"\n    {where}: {why}" for where, why in reasons),
+            str(out_dir), "check the annotation file and the image folder (--images); nothing was written")
+
+    created = not out_dir.exists()
+    try:
+        return _write_layout(kept, sizes, classes, report, out_dir, ratios=ratios, seed=seed,
+                             test_keys=test_keys, valid_keys=valid_keys, name=name, progress=progress)
+    except BaseException as exc:
+        if created:
+            shutil.rmtree(out_dir, ignore_errors=True)  # a failed import leaves nothing behind
+        if isinstance(exc, OSError):
+            raise InputError(f"cannot write the dataset: {exc.strerror or exc}", str(exc.filename or out_dir),
+                             "free space or choose another output folder") from None
+        raise
+
+
+STEM_MAX = 200  # bytes of an image's stem in the output; longer ones are shortened
+
+
+def _label_problem(label: str) -> Optional[str]:
+    if not label.strip() or any(ord(ch) < 32 for ch in label) or len(label.encode()) > 200:
+        return f"class name {label[:40]!r} is empty, too long or holds control characters"
+    return None
+
+
+def _write_layout(kept: List[Item], sizes: Dict[str, Tuple[int, int]], classes: List[str], report: Report,
+                  out_dir: Path, *, ratios, seed, test_keys, valid_keys, name, progress) -> Report:
+    from tqdm import tqdm
 
     splits = split_items(kept, ratios, seed, test_keys, valid_keys)
     images_dir = out_dir / IMAGE_FOLDER
@@ -485,10 +581,7 @@ def build(imported: Imported, out_dir: Union[str, Path], *, names: Optional[Sequ
 def read_data_file(path: Union[str, Path]) -> Dict[str, str]:
     """darknet .data: key=value lines."""
     out: Dict[str, str] = {}
-    try:
-        lines = Path(path).read_text().splitlines()
-    except OSError as exc:
-        raise InputError(f"cannot read .data file: {exc.strerror}", str(path)) from None
+    lines = read_text(path, ".data file").splitlines()
     for number, line in enumerate(lines, 1):
         line = line.strip()
         if not line or line.startswith("#"):

@@ -67,8 +67,10 @@ def test_flickr27_awkward_cases_are_listed(flickr, tmp_path):
     # the repeated line counted once; two boxes in 0.jpg with exact YOLO values
     rows = (out / "img" / "0.txt").read_text().splitlines()
     assert rows == ["0 0.175000 0.300000 0.250000 0.400000", "1 0.625000 0.550000 0.250000 0.700000"]
-    assert (out / "test.txt").read_text().split() == [str(out / "img" / "2.jpg"), str(out / "img" / "3.jpg")]
-    assert "images excluded: 2" in (out / "report.txt").read_text()
+    # 3.jpg's only box lies outside the image: the image is dropped, not kept as background
+    assert (out / "test.txt").read_text().split() == [str(out / "img" / "2.jpg")]
+    assert "all 1 of its boxes were excluded" in excluded[str(images / "3.jpg")]
+    assert "images excluded: 4" in (out / "report.txt").read_text()  # missing, cut, 1 and 3
     data = dataset.read_data_file(out / "logos.data")
     assert data["classes"] == "3" and data["names"] == str(out / "logos.names")
 
