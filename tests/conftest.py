@@ -134,3 +134,16 @@ def net_size_photos(tmp_path_factory):
         return paths
 
     return make
+
+
+# Property-based tests (tests/fuzz.py): deterministic in CI (derandomize; no example database
+# written into the checkout); per-test example counts are set with tests.fuzz.examples().
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+_HYPOTHESIS_COMMON = dict(deadline=None, database=None, derandomize=True, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                                 HealthCheck.function_scoped_fixture,
+                                                 HealthCheck.filter_too_much])
+for _profile in ("ci", "dev", "deep"):
+    settings.register_profile(_profile, **_HYPOTHESIS_COMMON)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
