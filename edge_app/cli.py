@@ -144,16 +144,15 @@ def cmd_check(args) -> int:
 def _model_report(detector) -> str:
     info = detector.info
     return (f"{info.model_id} ({info.precision}, {info.width}x{info.height}, {info.classes} classes) "
-            f"on {detector.engine.device}, OpenVINO {detector.engine.version}")
+            f"on {detector.adapter.describe()}")
 
 
 def cmd_compile_blob(args) -> int:
     from edge_app import metadata
-    from edge_app.runtime import Engine
+    from edge_app.runtime import OpenVINOAdapter
 
     started = time.monotonic()
-    engine = Engine(metadata.load(args.model), args.device)
-    path = engine.export_blob()
+    path = OpenVINOAdapter(metadata.load(args.model), args.device).export_blob()
     print(f"compiled for {args.device} in {time.monotonic() - started:.1f} s: {path}")
     return 0
 

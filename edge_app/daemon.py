@@ -49,14 +49,16 @@ def load_detector(config: Config) -> Detector:
 def request_count(config: Config, detector: Detector) -> int:
     if config.model.requests:
         return config.model.requests
-    if detector.engine.device.startswith("MYRIAD"):
+    if detector.adapter.device.startswith("MYRIAD"):
         return MYRIAD_REQUESTS
-    return max(1, detector.engine.optimal_requests())
+    return max(1, detector.adapter.optimal_requests())
 
 
 class Daemon:
     def __init__(self, config: Config, sinks: Optional[List[Callable]] = None,
-                 notifier: Optional[Notifier] = None):
+                 notifier: Optional[Notifier] = None, detector: Optional[Detector] = None):
+        """detector: an already loaded model (tests pass one with a stand-in adapter); by
+        default start() loads the configured one."""
         self.config = config
         self.extra_sinks = sinks or []
         self.notifier = notifier or Notifier()
@@ -64,7 +66,7 @@ class Daemon:
         self.started = time.monotonic()
         self.per_class: Dict[str, int] = {}
         self.publisher = None
-        self.detector: Optional[Detector] = None
+        self.detector: Optional[Detector] = detector
         self.capture: Optional[Capture] = None
         self.inference: Optional[Inference] = None
         self.output: Optional[Output] = None
@@ -83,11 +85,11 @@ class Daemon:
 
         prepare(np.zeros((480, 640, 3), np.uint8), 416, 416, "resize")
         self.host_cpu.mark_before_runtime()
-        self.detector = load_detector(config)
+        if self.detector is None:
+            self.detector = load_detector(config)
         info = self.detector.info
-        log.info("model %s (%s, %dx%d, %d classes) on %s, OpenVINO %s", info.model_id,
-                 info.precision, info.width, info.height, info.classes,
-                 self.detector.engine.device, self.detector.engine.version)
+        log.info("model %s (%s, %dx%d, %d classes) on %s", info.model_id, info.precision,
+                 info.width, info.height, info.classes, self.detector.adapter.describe())
         sinks = [frames_per_class(self.per_class)] + self.extra_sinks
         if config.mqtt.enabled:
             from edge_app.mqtt import Publisher
@@ -144,7 +146,7 @@ class Daemon:
             "model_id": self.detector.info.model_id,
             "version": __version__,
             "uptime_s": round(time.monotonic() - self.started, 1),
-            "device": self.detector.engine.device,
+            "device": self.detector.adapter.device,
             "fps": round(out.fps(), 2),
             "frames": {"captured": cap.frames, "processed": out.processed,
                        "dropped": cap.mailbox.dropped},
@@ -220,9 +222,9 @@ class Daemon:
     def run(self) -> int:
         signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
         signal.signal(signal.SIGINT, lambda *_: self.stop_event.set())
-        self.start()
         code = 1
-        try:
+        try:  # stop() also after a failed start: a started publisher says "stopped" and ends
+            self.start()
             code = self.supervise()
         finally:
             self.stop()

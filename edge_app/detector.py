@@ -14,15 +14,20 @@ from edge_app import metadata
 from edge_app.decode import RegionSpec, decode
 from edge_app.detection import Detection
 from edge_app.preprocess import prepare
-from edge_app.runtime import Engine
+from edge_app.runtime import InferenceAdapter, open_adapter
 
 
 class Detector:
+    """The model's metadata, its thresholds and the inference adapter that runs it.
+
+    adapter: the runtime to use (tests pass a stand-in); by default the one open_adapter()
+    picks for `device`."""
+
     def __init__(self, model: Union[str, Path], device: str = "CPU",
                  conf_threshold: Optional[float] = None, nms_threshold: Optional[float] = None,
-                 hint: Optional[str] = None):
+                 hint: Optional[str] = None, adapter: Optional[InferenceAdapter] = None):
         self.info = metadata.load(model)
-        self.engine = Engine(self.info, device, hint=hint)
+        self.adapter = adapter if adapter is not None else open_adapter(self.info, device, hint)
         self.spec = RegionSpec.from_info(self.info)
         self.conf_threshold = self.info.conf_threshold if conf_threshold is None else conf_threshold
         self.nms_threshold = self.info.nms_threshold if nms_threshold is None else nms_threshold
@@ -36,7 +41,7 @@ class Detector:
                       self.nms_threshold)
 
     def raw(self, frame: np.ndarray) -> np.ndarray:
-        return self.engine.infer(self.prepare(frame))
+        return self.adapter.infer(self.prepare(frame))
 
     def detect(self, frame: np.ndarray) -> List[Detection]:
         return self.decode(self.raw(frame), frame.shape[1], frame.shape[0])

@@ -67,68 +67,111 @@ class Reorder:
 
 
 class Inference(threading.Thread):
-    """Takes the freshest frame, prepares it and starts an async request; the callback stores
-    the raw output in the re-order buffer."""
+    """Takes the freshest frame, prepares it and submits it to the adapter; the callback stores
+    the raw output (or the error) in the re-order buffer.
+
+    Back-pressure: a frame needs one of `jobs` slots, taken before the frame and given back
+    only when Output has handed the result to every sink (release()). Frames in flight plus
+    results waiting in the re-order buffer therefore never exceed `jobs`, whatever the sinks
+    do: a slow consumer slows inference down (the capture mailbox then drops the stale frames)
+    instead of growing memory."""
 
     def __init__(self, detector: Detector, capture: Capture, jobs: int, stop: threading.Event):
         super().__init__(name="inference", daemon=True)
         self.detector = detector
+        self.adapter = detector.adapter
         self.capture = capture
         self.heartbeat = Heartbeat("inference")
         self.stop_event = stop
         self.results = Reorder()
-        self.queue = detector.engine.async_queue(jobs)
-        self.queue.set_callback(self._done)
-        self.jobs = len(self.queue)
+        self.jobs = self.adapter.open(jobs, self._done)
+        self._slots = threading.BoundedSemaphore(self.jobs)
+        self._lock = threading.Lock()  # the counters are updated from the runtime's threads
         self.submitted = 0
         self.completed = 0
+        self.failed = 0
+        self.max_depth = 0  # the deepest the re-order buffer has been (bounded by jobs)
         self.error: Optional[BaseException] = None
-        # CPU seconds spent in _done: host work on the runtime's threads (see cputime.py)
-        self.callback_cpu = 0.0
-        self._callback_cpu_lock = threading.Lock()
 
-    def _done(self, request, userdata) -> None:
-        cpu_start = time.thread_time()
+    @property
+    def callback_cpu(self) -> float:
+        """CPU seconds of host work done on the runtime's threads (see cputime.py)."""
+        return self.adapter.callback_cpu
+
+    def _done(self, userdata, output, error) -> None:
         seq, frame, started = userdata
-        try:
-            raw = request.get_output_tensor(0).data.copy()
-            self.results.put(seq, (frame, raw, (time.monotonic() - started) * 1e3))
+        with self._lock:
             self.completed += 1
-        except BaseException as exc:  # surfaced by the supervisor, never swallowed
-            self.error = exc
-            self.results.put(seq, (frame, None, 0.0))
-        finally:
-            with self._callback_cpu_lock:
-                self.callback_cpu += time.thread_time() - cpu_start
+            if error is not None:
+                self.failed += 1
+                if self.error is None:
+                    self.error = error
+        self.results.put(seq, (frame, output, (time.monotonic() - started) * 1e3))
+        with self._lock:
+            self.max_depth = max(self.max_depth, self.results.depth)
+
+    def release(self) -> None:
+        """Output is done with one result: its slot may take a new frame."""
+        self._slots.release()
 
     @property
     def in_flight(self) -> int:
-        return self.submitted - self.completed
+        with self._lock:
+            return self.submitted - self.completed
+
+    def _next_frame(self) -> Optional[Frame]:
+        """The newest frame once a slot and a request are free; None (the slot given back)
+        when none came within the turn."""
+        if not self._slots.acquire(timeout=0.5):
+            return None  # every slot is with a result the consumer has not finished yet
+        frame = None
+        try:
+            # a free request first, then the newest frame: a frame taken earlier would age
+            # while every request is busy
+            if self.adapter.wait_for_free_slot(timeout=0.5):
+                frame = self.capture.mailbox.take(timeout=0.5)
+            return frame
+        finally:
+            if frame is None:
+                self._slots.release()
 
     def run(self) -> None:
         try:
             while not self.stop_event.is_set():
                 self.heartbeat.beat()
-                # wait for a free request first, then take the newest frame: a frame taken
-                # earlier would age while every request is busy
-                self.queue.get_idle_request_id()
-                frame = self.capture.mailbox.take(timeout=0.5)
+                if self.adapter.callback_error is not None:
+                    raise self.adapter.callback_error
+                frame = self._next_frame()
                 if frame is None:
                     if self.capture.ended.is_set() and self.capture.mailbox.depth == 0:
                         break
                     continue
                 tensor = self.detector.prepare(frame.image)
-                self.queue.start_async({0: tensor}, (self.submitted, frame, time.monotonic()))
-                self.submitted += 1
-            self.queue.wait_all()  # drain what is in flight
+                with self._lock:
+                    seq = self.submitted
+                    self.submitted += 1
+                try:
+                    self.adapter.submit(tensor, (seq, frame, time.monotonic()))
+                except BaseException:
+                    with self._lock:
+                        self.submitted -= 1
+                    self._slots.release()
+                    raise
+            while not self.adapter.drain(timeout=0.5):  # what is in flight still comes out
+                self.heartbeat.beat()
         except BaseException as exc:
-            self.error = exc
+            with self._lock:
+                if self.error is None:
+                    self.error = exc
         finally:
             self.results.close()
 
 
 class Output(threading.Thread):
-    """Decodes results in frame order and hands them to the sinks (MQTT, terminal, tests)."""
+    """Decodes results in frame order and hands them to the sinks (MQTT, terminal, tests).
+
+    Its heartbeat beats once per result or idle turn, so a sink that blocks silences it and
+    the supervisor withholds the watchdog pings."""
 
     def __init__(self, detector: Detector, inference: Inference, classes: Tuple[str, ...],
                  sinks: List[Callable[[Frame, List[Detection], float, float], None]]):
@@ -154,21 +197,26 @@ class Output(threading.Thread):
                     if self.inference.results.closed and self.inference.results.depth == 0:
                         return
                     continue
-                frame, raw, infer_ms = item
-                if raw is None:
-                    raise RuntimeError(f"inference failed: {self.inference.error}")
-                height, width = frame.image.shape[:2]
-                detections = filter_classes(self.detector.decode(raw, width, height), self.classes)
-                latency = (time.monotonic() - frame.captured_mono) * 1e3
-                for sink in self.sinks:
-                    sink(frame, detections, infer_ms, latency)
-                self.processed += 1
-                self.inference_ms.append(infer_ms)
-                self.latency_ms.append((time.monotonic() - frame.captured_mono) * 1e3)
-                self.done_times.append(time.monotonic())
-                self.first_frame.set()
+                try:
+                    self._deliver(*item)
+                finally:
+                    self.inference.release()
         except BaseException as exc:
             self.error = exc
+
+    def _deliver(self, frame: Frame, raw, infer_ms: float) -> None:
+        if raw is None:
+            raise RuntimeError(f"inference failed: {self.inference.error!r}")
+        height, width = frame.image.shape[:2]
+        detections = filter_classes(self.detector.decode(raw, width, height), self.classes)
+        latency = (time.monotonic() - frame.captured_mono) * 1e3
+        for sink in self.sinks:
+            sink(frame, detections, infer_ms, latency)
+        self.processed += 1
+        self.inference_ms.append(infer_ms)
+        self.latency_ms.append((time.monotonic() - frame.captured_mono) * 1e3)
+        self.done_times.append(time.monotonic())
+        self.first_frame.set()
 
     def fps(self, window: float = 10.0) -> float:
         now = time.monotonic()

@@ -1,5 +1,17 @@
-"""OpenVINO behind one small interface, for both API levels the product meets.
+"""The inference runtime behind one small adapter interface (the style of OpenVINO model_api's
+`InferenceAdapter`), so the pipeline can be driven and tested without the runtime.
 
+The interface (`InferenceAdapter`):
+- `infer(tensor)`: synchronous inference of one tensor (detect, evaluate, benchmarks);
+- `open(requests, callback)`: get ready for asynchronous use with at most `requests` requests
+  in flight; `callback(userdata, output, error)` is called once per submission, from the
+  runtime's thread, with the raw output (a private copy) or the error that replaced it;
+- `wait_for_free_slot(timeout)`, `submit(tensor, userdata)`, `drain(timeout)`;
+- `optimal_requests()`, and `device`, `runtime`, `version`, `source` for reports.
+
+The slot bookkeeping lives in the base class, so every adapter (and the tests' stand-in) frees
+a slot only after its callback has returned. The one adapter here is OpenVINO, for both API
+levels the product meets — that split lives only in `openvino_api()`:
 - OpenVINO 2022.3 (the last release with the MYRIAD plugin for the NCS2, on the Pi):
   `from openvino.runtime import Core, AsyncInferQueue`.
 - current OpenVINO (CPU elsewhere): `import openvino as ov; ov.Core, ov.AsyncInferQueue`
@@ -8,8 +20,10 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 
@@ -17,6 +31,113 @@ from edge_app.errors import InputError
 from edge_app.metadata import ModelInfo
 
 log = logging.getLogger(__name__)
+
+# callback(userdata, output, error): exactly one of output / error is None
+ResultCallback = Callable[[Any, Optional[np.ndarray], Optional[BaseException]], None]
+
+
+class InferenceAdapter:
+    """Base of every runtime adapter: the asynchronous slot bookkeeping.
+
+    Subclasses implement `infer`, `optimal_requests`, `_open(requests) -> int` (the count they
+    really made), `_start(tensor, userdata)` and, from their completion thread, call
+    `_finish(userdata, output, error)`.
+    """
+
+    runtime = "none"
+    device = ""
+    version = ""
+    source = ""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._in_flight = 0
+        self._requests = 0
+        self._callback: Optional[ResultCallback] = None
+        self.callback_error: Optional[BaseException] = None  # a callback that raised: a bug
+        self.callback_cpu = 0.0  # CPU seconds of completion work on the runtime's threads
+
+    # -- to implement -----------------------------------------------------------------------
+
+    def infer(self, tensor: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def optimal_requests(self) -> int:
+        return 1
+
+    def _open(self, requests: int) -> int:
+        raise NotImplementedError
+
+    def _start(self, tensor: np.ndarray, userdata: Any) -> None:
+        raise NotImplementedError
+
+    # -- the asynchronous interface -----------------------------------------------------------
+
+    def open(self, requests: int, callback: ResultCallback) -> int:
+        """Prepare `requests` (>= 1) asynchronous requests; returns how many there are."""
+        if requests < 1:
+            raise ValueError(f"requests must be >= 1, not {requests}")
+        self._callback = callback
+        self._requests = self._open(requests)
+        return self._requests
+
+    @property
+    def requests(self) -> int:
+        return self._requests
+
+    @property
+    def in_flight(self) -> int:
+        with self._cond:
+            return self._in_flight
+
+    def wait_for_free_slot(self, timeout: Optional[float] = None) -> bool:
+        """True once a request is free (the next submit will not block); False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._in_flight < self._requests, timeout)
+
+    def submit(self, tensor: np.ndarray, userdata: Any) -> None:
+        """Start one inference; the callback receives `userdata` with its result. Call it only
+        after wait_for_free_slot() said True (a full adapter is a caller's bug)."""
+        with self._cond:
+            if self._callback is None:
+                raise RuntimeError("submit() before open()")
+            if self._in_flight >= self._requests:
+                raise RuntimeError("submit() with every request busy; wait_for_free_slot() first")
+            self._in_flight += 1
+        try:
+            self._start(tensor, userdata)
+        except BaseException:
+            self._release()
+            raise
+
+    def drain(self, timeout: Optional[float] = None) -> bool:
+        """Wait until every submitted request has called back; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._in_flight == 0, timeout)
+
+    def _finish(self, userdata: Any, output: Optional[np.ndarray],
+                error: Optional[BaseException], cpu_start: Optional[float] = None) -> None:
+        """Hand one result to the callback and free its slot. cpu_start: thread_time() when the
+        completion work began on this thread (default: now), for callback_cpu."""
+        if cpu_start is None:
+            cpu_start = time.thread_time()
+        try:
+            self._callback(userdata, output, error)
+        except BaseException as exc:  # kept for the owner to raise; never lost in a C++ thread
+            log.error("inference result callback raised %r", exc)
+            if self.callback_error is None:
+                self.callback_error = exc
+        finally:
+            self._release(time.thread_time() - cpu_start)
+
+    def _release(self, cpu: float = 0.0) -> None:
+        with self._cond:
+            self._in_flight -= 1
+            self.callback_cpu += cpu
+            self._cond.notify_all()
+
+    def describe(self) -> str:
+        return f"{self.device}, {self.runtime} {self.version}"
 
 
 def openvino_api():
@@ -43,13 +164,16 @@ def blob_path(info: ModelInfo, device: str) -> Path:
     return info.path.with_name(f"{info.xml.stem}.{device.split('.')[0]}.{digest}.blob")
 
 
-class Engine:
-    """A compiled model on one device; infers u8 NHWC tensors into the raw region output."""
+class OpenVINOAdapter(InferenceAdapter):
+    """A compiled model on one OpenVINO device; infers u8 NHWC tensors into the raw region output."""
+
+    runtime = "OpenVINO"
 
     def __init__(self, info: ModelInfo, device: str = "CPU", core=None,
                  hint: Optional[str] = None):
         """hint: OpenVINO PERFORMANCE_HINT, "LATENCY" or "THROUGHPUT" (several requests in
         flight); None keeps the device's default."""
+        super().__init__()
         Core, self._AsyncInferQueue, self.version = openvino_api()
         self.core = core or Core()
         self.info = info
@@ -58,7 +182,7 @@ class Engine:
             raise InputError(f"OpenVINO device '{device}' is not available here (found: "
                              f"{', '.join(available) or 'none'})", "device",
                              "plug in the NCS2 and check the udev rules, or choose CPU")
-        config = {"PERFORMANCE_HINT": hint} if hint else {}
+        config: Dict[str, str] = {"PERFORMANCE_HINT": hint} if hint else {}
         self.compiled = None
         self.source = "ir"
         blob = blob_path(info, device)
@@ -74,6 +198,7 @@ class Engine:
             self.compiled = self.core.compile_model(model, device, config)
         self.device = device
         self._request = self.compiled.create_infer_request()
+        self._queue = None
 
     def export_blob(self) -> Path:
         """Save the compiled model beside the metadata (see blob_path)."""
@@ -86,7 +211,7 @@ class Engine:
 
     def optimal_requests(self) -> int:
         try:
-            return int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+            return max(1, int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
         except Exception:  # not every plugin reports it
             return 1
 
@@ -95,5 +220,30 @@ class Engine:
         self._request.infer({0: tensor})
         return self._request.get_output_tensor(0).data.copy()
 
-    def async_queue(self, jobs: Optional[int] = None):
-        return self._AsyncInferQueue(self.compiled, jobs or self.optimal_requests())
+    def _open(self, requests: int) -> int:
+        self._queue = self._AsyncInferQueue(self.compiled, requests)
+        self._queue.set_callback(self._on_done)
+        return len(self._queue)
+
+    def _on_done(self, request, userdata) -> None:
+        # runs in OpenVINO's thread; the output buffer is reused by the next inference, so copy
+        cpu_start = time.thread_time()
+        try:
+            output, error = request.get_output_tensor(0).data.copy(), None
+        except BaseException as exc:
+            output, error = None, exc
+        self._finish(userdata, output, error, cpu_start)
+
+    def _start(self, tensor: np.ndarray, userdata: Any) -> None:
+        self._queue.start_async({0: tensor}, userdata)
+
+    def drain(self, timeout: Optional[float] = None) -> bool:
+        done = super().drain(timeout)
+        if done and self._queue is not None:
+            self._queue.wait_all()  # the queue marks a request idle just after its callback
+        return done
+
+
+def open_adapter(info: ModelInfo, device: str = "CPU", hint: Optional[str] = None) -> InferenceAdapter:
+    """The adapter for this model on this device: the one place that picks the runtime."""
+    return OpenVINOAdapter(info, device, hint=hint)

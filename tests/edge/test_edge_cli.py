@@ -66,13 +66,13 @@ def test_precompiled_blob_is_used_and_gives_the_same_output(run_cli, exported, n
     shutil.copytree(exported("tiny-224x160", fp16=True, resize_mode="resize")[0], copy)
     image = cv2.imread(str(net_size_photos(224, 160)[1]))
     from_ir = Detector(copy)
-    assert from_ir.engine.source == "ir"
+    assert from_ir.adapter.source == "ir"
     result = run_cli("edge_app", "compile-blob", "--model", copy, "--device", "CPU", check=True)
     assert ".CPU." in result.stdout
     from_blob = Detector(copy)
-    assert from_blob.engine.source.startswith("blob ")
+    assert from_blob.adapter.source.startswith("blob ")
     np.testing.assert_allclose(from_blob.raw(image), from_ir.raw(image), rtol=0, atol=1e-5)
     # a blob that does not load (corrupt, other OpenVINO) falls back to the IR
     blob = next(copy.glob("*.blob"))
     blob.write_bytes(b"garbage")
-    assert Detector(copy).engine.source == "ir"
+    assert Detector(copy).adapter.source == "ir"

@@ -97,5 +97,5 @@ def test_engine_reports_the_openvino_api_in_use(exported):
 
     _, _, version = openvino_api()
     detector = Detector(exported("tiny-224x160")[0])
-    assert detector.engine.version == version and version
+    assert detector.adapter.version == version and version
     print("OpenVINO", version)
