@@ -33,7 +33,8 @@ class Detector:
         self.nms_threshold = self.info.nms_threshold if nms_threshold is None else nms_threshold
 
     def prepare(self, frame: np.ndarray) -> np.ndarray:
-        return prepare(frame, self.info.width, self.info.height, self.info.resize_mode)
+        return prepare(frame, self.info.width, self.info.height, self.info.resize_mode,
+                       self.info.interpolation)
 
     def decode(self, raw: np.ndarray, frame_w: int, frame_h: int) -> List[Detection]:
         return decode(raw, self.spec, self.info.labels, frame_w, frame_h, self.info.width,

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Tuple, Union
 
 from edge_app.errors import InputError
+from edge_app.preprocess import INTERPOLATIONS, LEGACY_INTERPOLATION
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: `interpolation`
 OUTPUT_NAME = "region_raw"
 RESIZE_MODES = ("resize", "letterbox")
 
@@ -40,6 +41,9 @@ class ModelInfo:
     conf_threshold: float
     nms_threshold: float
     raw: Dict[str, Any]
+    # the resize arithmetic the model's numbers were measured with (edge_app.preprocess);
+    # metadata from before the field keeps the behaviour it was deployed with
+    interpolation: str = LEGACY_INTERPOLATION
 
 
 def _need(data: Dict[str, Any], path: str, kind, where: str):
@@ -80,6 +84,10 @@ def validate(data: Dict[str, Any], where: str) -> None:
     if data["resize_mode"] not in RESIZE_MODES:
         raise InputError(f"unknown resize_mode '{data['resize_mode']}'", where,
                          f"use one of {', '.join(RESIZE_MODES)}")
+    interpolation = data.get("interpolation", LEGACY_INTERPOLATION)
+    if interpolation not in INTERPOLATIONS:
+        raise InputError(f"unknown interpolation {interpolation!r}", where,
+                         f"use one of {', '.join(INTERPOLATIONS)} (or update edge_app on the device)")
     expected = [1, (region["classes"] + region["coords"] + 1) * region["num"]]
     shape = data.get("output", {}).get("shape", expected)
     if list(shape[:2]) != expected:
@@ -134,4 +142,5 @@ def load(path: Union[str, Path]) -> ModelInfo:
                      region["classes"], region["num"], region["coords"],
                      tuple(float(a) for a in region["anchors"]), region["softmax"],
                      data["resize_mode"], float(data["thresholds"]["confidence"]),
-                     float(data["thresholds"]["nms"]), data)
+                     float(data["thresholds"]["nms"]), data,
+                     data.get("interpolation", LEGACY_INTERPOLATION))

@@ -55,10 +55,11 @@ def cmd_export(args) -> int:
     loaded = weights.read(args.weights, net)
     names = read_names(args.names, net.region.classes)
     data = export.export(net, loaded, names, args.output, fp16=not args.fp32,
-                         resize_mode=args.resize_mode, cfg_path=args.cfg,
-                         weights_path=args.weights, conf_threshold=args.conf,
+                         resize_mode=args.resize_mode, interpolation=args.interpolation,
+                         cfg_path=args.cfg, weights_path=args.weights, conf_threshold=args.conf,
                          nms_threshold=args.nms)
-    print(f"exported {data['model_id']} ({data['ir']['precision']}, {data['resize_mode']}) to "
+    print(f"exported {data['model_id']} ({data['ir']['precision']}, {data['resize_mode']}, "
+          f"{data['interpolation']} interpolation) to "
           f"{args.output}/{data['ir']['xml']} in {data['export_seconds']:.2f} s")
     return 0
 
@@ -291,6 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resize-mode", choices=("resize", "letterbox"),
                    help="default: as the weights were trained: letterbox for pjreddie darknet or a cfg "
                         "with letter_box=1, plain resize for AlexeyAB")
+    p.add_argument("--interpolation", choices=("darknet", "opencv-linear"), default="darknet",
+                   help="resize arithmetic the device applies: darknet's resize_image (default; what "
+                        "the weights were trained and `detector map` measured with) or cv2.resize")
     p.add_argument("--conf", type=float, default=0.25, help="default confidence threshold")
     p.add_argument("--nms", type=float, default=0.45, help="default NMS IoU threshold")
     p.set_defaults(func=cmd_export)

@@ -30,6 +30,7 @@ import numpy as np
 from edge_app import metadata as meta
 from edge_app.atomic import check_output_folder, prepare_output_dir, write_text
 from edge_app.errors import InputError
+from edge_app.preprocess import INTERPOLATIONS
 from model_tools.cfg import Conv, MaxPool, Network, Region, Reorg, Route
 from model_tools.weights import ConvParams, Weights
 
@@ -73,13 +74,15 @@ def reorg(ops, x, shape, stride: int):
     return ops.reshape(x, ops.constant(np.array([1, c * s * s, h // s, w // s], np.int64)), False)
 
 
-def build(net: Network, weights: Weights):
-    """The OpenVINO model for a validated network and its weights (float32 constants)."""
+def build(net: Network, weights: Weights, input_type=np.uint8):
+    """The OpenVINO model for a validated network and its weights (float32 constants).
+    input_type float32 takes pixel values on the 0..255 scale without u8 rounding (evaluate's
+    reference mode feeds darknet's own float input that way)."""
     import openvino as ov
 
     ops = _ops()
     fork = weights.header.fork
-    image = ops.parameter([1, net.height, net.width, net.channels], np.uint8, name="image")
+    image = ops.parameter([1, net.height, net.width, net.channels], input_type, name="image")
     image.output(0).get_tensor().set_names({"image"})
     x = ops.convert(image, "f32")
     x = ops.transpose(x, ops.constant(np.array([0, 3, 1, 2], np.int64)))  # NHWC -> NCHW, still BGR
@@ -134,7 +137,8 @@ def sha256_file(path: Union[str, Path]) -> str:
 
 
 def export(net: Network, weights: Weights, names: List[str], out_dir: Union[str, Path], *,
-           fp16: bool = True, resize_mode: Optional[str] = None, cfg_path: str = "",
+           fp16: bool = True, resize_mode: Optional[str] = None, interpolation: str = "darknet",
+           cfg_path: str = "",
            weights_path: str = "", conf_threshold: float = 0.25,
            nms_threshold: float = 0.45) -> Dict:
     """Write <stem>.xml/.bin and <stem>.json into out_dir; return the metadata.
@@ -154,6 +158,9 @@ def export(net: Network, weights: Weights, names: List[str], out_dir: Union[str,
     if resize_mode not in meta.RESIZE_MODES:
         raise InputError(f"resize mode '{resize_mode}' is unknown", "--resize-mode",
                          f"use one of: {', '.join(meta.RESIZE_MODES)}")
+    if interpolation not in INTERPOLATIONS:
+        raise InputError(f"interpolation '{interpolation}' is unknown", "--interpolation",
+                         f"use one of: {', '.join(INTERPOLATIONS)}")
     started = time.perf_counter()
     check_output_folder(out_dir)  # before the (slow) build: a file there fails now
     model = build(net, weights)
@@ -177,6 +184,9 @@ def export(net: Network, weights: Weights, names: List[str], out_dir: Union[str,
                        "softmax": region.softmax},
             "labels": names,
             "resize_mode": resize_mode,
+            # darknet's own resize arithmetic by default: the one the weights were trained and
+            # `detector map` measured with
+            "interpolation": interpolation,
             "thresholds": {"confidence": conf_threshold, "nms": nms_threshold},
             "source": {"cfg": os.path.basename(cfg_path), "weights": os.path.basename(weights_path),
                        "cfg_sha256": sha256_file(cfg_path) if cfg_path else None,

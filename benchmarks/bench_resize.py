@@ -1,0 +1,43 @@
+"""The host's resize of a 640x480 camera frame to a 416x416 network input, darknet's arithmetic
+(edge_app.preprocess, what `export` sets by default) against cv2.resize INTER_LINEAR (the
+cheapest resize OpenCV offers with linear interpolation), timed in the same run, interleaved
+round by round. Also the letterboxed variant (pjreddie models).
+
+Each figure: milliseconds per frame as median [min–max] over the rounds; the ratio is taken
+within each round (darknet resize time / cv2.resize time: the goal is ≤ 1.5).
+    python benchmarks/bench_resize.py [rounds, default 15]
+"""
+import sys
+
+import cv2
+import numpy as np
+
+from common import interleaved, ratio_line, spread
+from edge_app.preprocess import prepare
+
+FRAME = (640, 480)
+NET = (416, 416)
+
+
+def main(rounds: int = 15) -> None:
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (FRAME[1], FRAME[0], 3), dtype=np.uint8)
+    frame = cv2.GaussianBlur(frame, (5, 5), 0)  # camera-like content; the cost does not depend on it
+    cases = {
+        "cv2.resize": lambda: prepare(frame, *NET, "resize", "opencv-linear"),
+        "darknet": lambda: prepare(frame, *NET, "resize", "darknet"),
+        "cv2.resize letterbox": lambda: prepare(frame, *NET, "letterbox", "opencv-linear"),
+        "darknet letterbox": lambda: prepare(frame, *NET, "letterbox", "darknet"),
+    }
+    times = interleaved(cases, rounds, calls=20, warmup=3)
+    print(f"{FRAME[0]}x{FRAME[1]} BGR frame -> {NET[0]}x{NET[1]} u8 network input, cv2 threads "
+          f"{cv2.getNumThreads()}; ms per frame, median [min-max] over {rounds} rounds of 20 calls")
+    for name, values in times.items():
+        print(f"  {name:22s} {spread([1e3 * v for v in values])}")
+    print(ratio_line("darknet resize / cv2.resize", times["darknet"], times["cv2.resize"]))
+    print(ratio_line("darknet letterbox / cv2.resize letterbox", times["darknet letterbox"],
+                     times["cv2.resize letterbox"]))
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 15)

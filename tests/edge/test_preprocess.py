@@ -1,0 +1,100 @@
+"""darknet's resize arithmetic: the fast table version against a line-by-line transcription of
+darknet's resize_image loops in float32, and its place in the metadata contract."""
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_app import metadata, preprocess
+from edge_app.errors import InputError
+
+F = np.float32
+
+
+def darknet_resize_transcribed(im: np.ndarray, w: int, h: int) -> np.ndarray:
+    """darknet's image.c resize_image, loop for loop, every operation in float32 (C float)."""
+    im_h, im_w, channels = im.shape
+    part = np.zeros((im_h, w, channels), F)
+    resized = np.zeros((h, w, channels), F)
+    w_scale = F(im_w - 1) / F(w - 1)
+    h_scale = F(im_h - 1) / F(h - 1)
+    for k in range(channels):
+        for r in range(im_h):
+            for c in range(w):
+                if c == w - 1 or im_w == 1:
+                    val = F(im[r, im_w - 1, k])
+                else:
+                    sx = F(c) * w_scale
+                    ix = int(sx)
+                    dx = F(sx - F(ix))
+                    val = F(F(F(1) - dx) * F(im[r, ix, k])) + F(dx * F(im[r, ix + 1, k]))
+                part[r, c, k] = val
+    for k in range(channels):
+        for r in range(h):
+            sy = F(r) * h_scale
+            iy = int(sy)
+            dy = F(sy - F(iy))
+            for c in range(w):
+                resized[r, c, k] = F(F(1) - dy) * part[iy, c, k]
+            if r == h - 1 or im_h == 1:
+                continue
+            for c in range(w):
+                resized[r, c, k] = F(resized[r, c, k] + F(dy * part[iy + 1, c, k]))
+    return resized
+
+
+@pytest.mark.parametrize("in_size, out_size", [((37, 23), (16, 12)), ((7, 5), (16, 13)), ((64, 48), (41, 41)),
+                                               ((20, 30), (20, 17))])
+def test_table_resize_is_darknets_arithmetic_bit_for_bit(in_size, out_size):
+    rng = np.random.default_rng(sum(in_size + out_size))
+    image_u8 = rng.integers(0, 256, (in_size[1], in_size[0], 3), dtype=np.uint8)
+    # darknet loads pixels as (float)(byte / 255.)
+    unit = (image_u8.astype(np.float64) / 255.0).astype(F)
+    expected = darknet_resize_transcribed(unit, *out_size)
+    got = preprocess.darknet_resize(unit, *out_size)
+    assert got.dtype == F and got.shape == expected.shape
+    assert np.array_equal(got, expected)
+    # the device's u8 path: the same arithmetic on 0..255, rounded once
+    on_255 = darknet_resize_transcribed(image_u8.astype(F), *out_size)
+    device = preprocess.resize(image_u8, *out_size, "darknet")
+    assert device.dtype == np.uint8
+    assert np.abs(device.astype(F) - on_255).max() <= 0.5 + 1e-4
+
+
+def test_darknet_and_opencv_sample_at_different_places():
+    ramp = np.tile(np.arange(0, 250, 10, dtype=np.uint8)[None, :, None], (4, 1, 3))  # 25 columns
+    dk = preprocess.resize(ramp, 13, 4, "darknet")
+    cv = preprocess.resize(ramp, 13, 4, "opencv-linear")
+    # corners aligned: darknet's first and last columns are the input's first and last
+    assert dk[0, 0, 0] == 0 and dk[0, -1, 0] == 240
+    assert cv[0, -1, 0] != 240
+    assert not np.array_equal(dk, cv)
+
+
+def test_float_input_keeps_darknets_values_and_letterbox_pad():
+    frame = np.random.default_rng(3).integers(0, 256, (30, 60, 3), dtype=np.uint8)
+    tensor = preprocess.prepare_float(frame, 32, 32, "letterbox")
+    assert tensor.shape == (1, 32, 32, 3) and tensor.dtype == F
+    assert tensor[0, 0, 0, 0] == F(0.5) * F(255)  # darknet pads with 0.5
+    unit = (frame.astype(np.float64) / 255.0).astype(F)
+    inner = darknet_resize_transcribed(unit, 32, 16)
+    assert np.array_equal(tensor[0, 8:24], inner * F(255))
+
+
+def test_metadata_records_interpolation_and_old_files_keep_theirs(exported, tmp_path):
+    import shutil
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(exported("tiny-224x160", fp16=True, resize_mode="resize")[0], model_dir)
+    info = metadata.load(model_dir)
+    assert info.interpolation == "darknet" and info.raw["schema_version"] == metadata.SCHEMA_VERSION
+    data = json.loads(info.path.read_text())
+    del data["interpolation"]
+    data["schema_version"] = "1.0"
+    info.path.write_text(json.dumps(data))
+    assert metadata.load(model_dir).interpolation == "opencv-linear"
+    data["interpolation"] = "bicubic"
+    info.path.write_text(json.dumps(data))
+    with pytest.raises(InputError, match="unknown interpolation"):
+        metadata.load(model_dir)
