@@ -170,11 +170,18 @@ def cmd_train(args) -> int:
 def cmd_parse_log(args) -> int:
     from model_tools import darknet_log, plots
 
-    rows = darknet_log.parse_file(args.log)
-    n = darknet_log.write_csv(rows, args.csv)
+    parsed = darknet_log.read_log(args.log)
+    n = darknet_log.write_csv(parsed.rows, args.csv)
     if args.plots:
-        plots.training(rows, args.plots)
-    print(f"{n} iterations → {args.csv}")
+        plots.training(parsed.rows, args.plots)
+    notes = []
+    if parsed.long_lines:
+        notes.append(f"{parsed.long_lines} line(s) longer than {darknet_log.LINE_CAP} bytes were read up to "
+                     "that length (no darknet line is that long)")
+    if parsed.missing_labels:
+        notes.append(f"darknet could not open {parsed.missing_labels} label file(s): those images were "
+                     "trained as having no objects")
+    print(f"{n} iterations from {parsed.bytes} bytes → {args.csv}" + "".join(f"\n  note: {x}" for x in notes))
     return 0
 
 
@@ -353,9 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("parse-log", help="darknet training log → metrics CSV (+ plots)")
-    p.add_argument("log")
-    p.add_argument("csv")
-    p.add_argument("--plots", metavar="DIR")
+    p.add_argument("log", help="the output of `darknet detector train` (pjreddie, AlexeyAB or hank-ai)")
+    p.add_argument("csv", help="metrics CSV to write, one row per iteration")
+    p.add_argument("--plots", metavar="DIR", help="also draw loss/IoU/mAP plots into DIR")
     p.set_defaults(func=cmd_parse_log)
 
     p = sub.add_parser("evaluate", help="mAP of every checkpoint through the edge's OpenVINO path")
