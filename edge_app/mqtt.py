@@ -16,10 +16,11 @@ import logging
 import ssl
 import threading
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Union
 
 from edge_app.config import Config
 from edge_app.errors import InputError
+from edge_app.messages import EncodedDetections
 
 log = logging.getLogger(__name__)
 
@@ -114,14 +115,15 @@ class Publisher:
 
     # -- publishing -----------------------------------------------------------------------
 
-    def publish(self, leaf: str, payload: Dict[str, Any], qos: Optional[int] = None,
+    def publish(self, leaf: str, payload: Union[Dict[str, Any], str], qos: Optional[int] = None,
                 retain: bool = False) -> bool:
+        """payload: a JSON-able dict, or its JSON text already rendered."""
         qos = self.cfg.qos if qos is None else qos
         if qos == 0 and not self.connected:
             self.dropped_offline += 1
             return False
-        info = self.client.publish(self.topic(leaf), json.dumps(payload, separators=(",", ":")),
-                                   qos=qos, retain=retain)
+        text = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
+        info = self.client.publish(self.topic(leaf), text, qos=qos, retain=retain)
         if info.rc == self._mqtt.MQTT_ERR_QUEUE_SIZE:
             self.overflow += 1
             return False
@@ -129,9 +131,12 @@ class Publisher:
             self.published += 1
         return True
 
-    def detections(self, message: Dict[str, Any]) -> bool:
+    def detections(self, message: Union[Dict[str, Any], EncodedDetections]) -> bool:
         """Publish one frame's message if the policy and the rate limit let it through."""
-        signature = tuple(sorted(d["label"] for d in message["detections"]))
+        if isinstance(message, EncodedDetections):  # rendered cheaply by messages.encode_detections
+            signature, message = message.labels, message.json
+        else:
+            signature = tuple(sorted(d["label"] for d in message["detections"]))
         policy = self.cfg.publish
         if policy == "detections" and not signature:
             self.skipped += 1

@@ -17,7 +17,7 @@ from edge_app.capture import Capture, Frame
 from edge_app.decode import filter_classes
 from edge_app.detection import Detection
 from edge_app.detector import Detector
-from edge_app.messages import detections_message
+from edge_app.messages import encode_detections
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +229,7 @@ class Output(threading.Thread):
 def mqtt_sink(publisher, config, model_id: str):
     def sink(frame: Frame, detections: List[Detection], infer_ms: float, latency_ms: float) -> None:
         height, width = frame.image.shape[:2]
-        publisher.detections(detections_message(
+        publisher.detections(encode_detections(
             detections, device_id=config.device_id, model_id=model_id, frame_id=frame.index,
             captured_at=frame.captured_at, frame_width=width, frame_height=height,
             inference_ms=infer_ms, latency_ms=latency_ms))
