@@ -40,7 +40,7 @@ class DetectConfig:
 class SourceConfig:
     kind: str = "auto"  # auto | picamera2 | opencv | directory
     uri: str = "0"  # camera index, /dev/videoN, file, rtsp:// or http:// URL, folder
-    width: int = 0  # requested capture size (cameras); 0 = the device's default
+    width: int = 0  # requested capture size (cameras); 0 = the device's default (Pi camera: the network size)
     height: int = 0
     fps: float = 0.0
     loop: bool = False  # files and folders: start again at the end

@@ -97,7 +97,8 @@ class Daemon:
             self.publisher = Publisher(config)
             self.publisher.start()
             sinks.insert(0, mqtt_sink(self.publisher, config, info.model_id))
-        self.capture = Capture(make_source(config.source), config.source, Heartbeat("capture"),
+        network = (info.width, info.height, info.resize_mode)
+        self.capture = Capture(make_source(config.source, network), config.source, Heartbeat("capture"),
                                self.stop_event)
         self.inference = Inference(self.detector, self.capture, request_count(config, self.detector),
                                    self.stop_event)
