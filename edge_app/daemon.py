@@ -16,6 +16,7 @@ import time
 from typing import Callable, Dict, List, Optional
 
 from edge_app import __version__
+from edge_app.allocator import limit_arenas
 from edge_app.capture import Capture, make_source
 from edge_app.config import Config
 from edge_app.cputime import HostCpu
@@ -223,6 +224,8 @@ class Daemon:
     def run(self) -> int:
         signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
         signal.signal(signal.SIGINT, lambda *_: self.stop_event.set())
+        # before any worker thread allocates: keeps RSS flat at full speed (allocator.py)
+        limit_arenas()
         code = 1
         try:  # stop() also after a failed start: a started publisher says "stopped" and ends
             self.start()
