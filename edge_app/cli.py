@@ -77,6 +77,17 @@ def readable(frame, detections, show: int = 5) -> str:
         + (f"  {found}" if found else "")
 
 
+def describe_event(message) -> str:
+    """One readable line per event message."""
+    a = message["after"]
+    x1, y1, x2, y2 = a["box"]["pixels"]
+    text = f"event {message['type']:6s} {a['label']} #{a['id']}"
+    if message["type"] == "end":
+        return text + (f"  seen frames {a['first_frame']}-{a['last_frame']} ({a['frames_seen']} frames), "
+                       f"top score {a['top_score']:.2f}, {a['end_time'] - a['start_time']:.1f} s")
+    return text + f"  frame {a['last_frame']}  score {a['score']:.2f} (top {a['top_score']:.2f})  [{x1},{y1} {x2},{y2}]"
+
+
 def jsonl_sink(path: str, config):
     """Every processed frame's detections message, one JSON object per line, to a file."""
     from edge_app.messages import detections_message
@@ -104,9 +115,18 @@ def cmd_run(args) -> int:
     if args.print:
         sinks.append(lambda frame, detections, infer_ms, latency_ms:
                      print(readable(frame, detections), flush=True))
-    daemon = Daemon(config, sinks)
+    listeners = []
+    if args.events:
+        events_out = open(args.events, "w", buffering=1)
+        listeners.append(lambda message: events_out.write(json.dumps(message) + "\n"))
+    if args.print:
+        listeners.append(lambda message: print(describe_event(message), flush=True))
+    daemon = Daemon(config, sinks, event_listeners=listeners)
     started = time.monotonic()
     code = daemon.run()
+    if args.print and daemon.objects is not None:
+        print(f"events: {daemon.objects.events_sent} ({daemon.objects.snapshots_sent} snapshots published)"
+              + (f"; best frames saved in {config.snapshots.folder}" if config.snapshots.folder else ""))
     if args.print and daemon.output is not None:
         elapsed = time.monotonic() - started
         frames = daemon.output.processed
@@ -158,7 +178,7 @@ def cmd_compile_blob(args) -> int:
 
 
 def cmd_watch(args) -> int:
-    """Subscribe and print detections readably (and availability/stats with --all)."""
+    """Subscribe and print events, counts, snapshots and detections readably (and stats with --all)."""
     import paho.mqtt.client as mqtt
 
     def on_connect(client, userdata, flags, reason_code, properties):
@@ -170,9 +190,24 @@ def cmd_watch(args) -> int:
     def on_message(client, userdata, msg):
         leaf = msg.topic.rsplit("/", 1)[-1]
         device = msg.topic.split("/")[-2]
-        text = msg.payload.decode("utf-8", "replace")
+        if leaf == "snapshot":
+            text = ""
+        else:
+            text = msg.payload.decode("utf-8", "replace")
         if leaf == "available":
             print(f"{device}: {text}", flush=True)
+        elif leaf == "events":
+            data = json.loads(text)
+            print(f"{data['device_id']} {describe_event(data)}", flush=True)
+        elif leaf == "counts":
+            data = json.loads(text)
+            seen = ", ".join(f"{k} {v}" for k, v in data["counts"].items() if v) or "nothing"
+            print(f"{data['device_id']} in view: {seen}", flush=True)
+        elif leaf == "snapshot":
+            label = msg.topic.split("/")[-2]
+            print(f"{msg.topic.split('/')[-3]} snapshot of {label}: {len(msg.payload)} bytes JPEG", flush=True)
+        elif args.events_only:
+            return
         elif leaf == "detections":
             data = json.loads(text)
             found = "  ".join(f"{d['label']} {d['confidence']:.2f} "
@@ -223,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--print", action="store_true",
                            help="print detections as they happen and a summary at the end")
             p.add_argument("--jsonl", metavar="FILE", help="also write every frame's detections message to FILE")
+            p.add_argument("--events", metavar="FILE", help="also write every event message to FILE (JSON lines)")
         p.set_defaults(func=func)
 
     p = sub.add_parser("compile-blob", help="precompile the model for a device (faster start-up); "
@@ -237,6 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prefix", default="edge-vision")
     p.add_argument("--device", default="+", help="device id (default: all)")
     p.add_argument("--all", action="store_true", help="also print stats")
+    p.add_argument("--events-only", action="store_true",
+                   help="events, counts and snapshots only (no per-frame detections)")
     p.set_defaults(func=cmd_watch)
     return parser
 

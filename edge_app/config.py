@@ -60,6 +60,7 @@ class MqttConfig:
     device_id: str = ""  # default: the host name
     qos: int = 1
     keepalive: int = 30
+    detections: bool = True  # the per-frame detections topic (events are the summary of it)
     publish: str = "every"  # every | detections | changes
     max_rate: float = 0.0  # detection messages per second at most; 0 = no limit
     queue_limit: int = 1000  # QoS>=1 messages held while the broker is away
@@ -76,6 +77,44 @@ class MqttConfig:
 
 
 @dataclass(frozen=True)
+class EventsConfig:
+    enabled: bool = True  # track objects; events on <prefix>/<device>/events, counts retained
+    iou_threshold: float = 0.3  # a detection continues a track when IoU with its predicted box >= this
+    max_missed: int = 5  # frames an object may go undetected before it ends
+    min_hits: int = 3  # consecutive frames an object must be seen in before `new` (brief false positives never are)
+    update_interval: float = 5.0  # seconds between `update` events of one object at most
+    qos: int = 1
+
+
+@dataclass(frozen=True)
+class SnapshotsConfig:
+    enabled: bool = True  # best frame of each object on <prefix>/<device>/<label>/snapshot (retained)
+    max_bytes: int = 150000  # JPEG size cap (quality, then size, is lowered to fit)
+    quality: int = 80
+    min_interval: float = 5.0  # seconds between snapshots of one label at most
+    folder: str = ""  # also save each object's best frame here; "" = do not save
+    folder_max_mb: float = 50.0  # oldest files deleted first beyond this total ...
+    folder_max_files: int = 500  # ... or this many files
+
+
+@dataclass(frozen=True)
+class DiscoveryConfig:
+    enabled: bool = True  # Home Assistant MQTT discovery (retained configs)
+    prefix: str = "homeassistant"  # Home Assistant's discovery_prefix
+    device_name: str = ""  # the device's name in Home Assistant; default: edge-vision <device_id>
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    enabled: bool = False  # HTTP live view: MJPEG of annotated frames + a status page
+    host: str = "127.0.0.1"  # only this machine; "0.0.0.0" to reach it over the network
+    port: int = 8080
+    quality: int = 70
+    max_fps: float = 10.0  # frames encoded per second at most (only while someone watches)
+    max_viewers: int = 4
+
+
+@dataclass(frozen=True)
 class ServiceConfig:
     log_level: str = "info"
     stall_timeout: float = 20.0  # a stage silent this long counts as stalled (no watchdog ping)
@@ -89,6 +128,10 @@ class Config:
     source: SourceConfig = field(default_factory=SourceConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
+    events: EventsConfig = field(default_factory=EventsConfig)
+    snapshots: SnapshotsConfig = field(default_factory=SnapshotsConfig)
+    discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
+    live: LiveConfig = field(default_factory=LiveConfig)
     path: str = "<defaults>"
 
     def password(self) -> Optional[str]:
@@ -128,11 +171,12 @@ class Config:
         return out
 
 
-SECTIONS = ("model", "detect", "source", "mqtt", "service")
+SECTIONS = ("model", "detect", "source", "mqtt", "service", "events", "snapshots", "discovery", "live")
 CHOICES = {
     ("source", "kind"): ("auto", "picamera2", "opencv", "directory"),
     ("mqtt", "publish"): ("every", "detections", "changes"),
     ("mqtt", "qos"): (0, 1, 2),
+    ("events", "qos"): (0, 1, 2),
     ("service", "log_level"): ("debug", "info", "warning", "error"),
 }
 SECRET_KEYS = {("mqtt", "password")}
@@ -216,6 +260,40 @@ def _check_values(config: Config, errors: List[str]) -> None:
         errors.append("source.retry_min / retry_max: need 0 < retry_min <= retry_max")
     if v.stall_timeout <= 0:
         errors.append("service.stall_timeout: must be > 0")
+    _check_event_sections(config, errors)
+
+
+def _check_event_sections(config: Config, errors: List[str]) -> None:
+    e, n, h, w = config.events, config.snapshots, config.discovery, config.live
+    if not 0 < e.iou_threshold <= 1:
+        errors.append(f"events.iou_threshold: must be in (0, 1], found {e.iou_threshold}")
+    if e.max_missed < 0:
+        errors.append("events.max_missed: must be >= 0 (frames)")
+    if e.min_hits < 1:
+        errors.append("events.min_hits: must be >= 1 (frames)")
+    if e.update_interval < 0:
+        errors.append("events.update_interval: must be >= 0 (seconds)")
+    if n.max_bytes < 2000:
+        errors.append(f"snapshots.max_bytes: {n.max_bytes} is too small for a JPEG; give at least 2000")
+    if not 1 <= n.quality <= 100:
+        errors.append(f"snapshots.quality: must be 1-100, found {n.quality}")
+    if n.min_interval < 0:
+        errors.append("snapshots.min_interval: must be >= 0 (seconds)")
+    if n.folder_max_mb <= 0 or n.folder_max_files < 1:
+        errors.append("snapshots.folder_max_mb / folder_max_files: must be > 0")
+    if not h.prefix or any(c in h.prefix for c in "#+") or h.prefix != h.prefix.strip("/"):
+        errors.append(f"discovery.prefix: {h.prefix!r} is not a topic prefix (no wildcards, no "
+                      "leading or trailing '/'); Home Assistant's default is homeassistant")
+    if not 1 <= w.port <= 65535:
+        errors.append(f"live.port: {w.port} is not a TCP port (1-65535)")
+    if not w.host:
+        errors.append("live.host: empty; give 127.0.0.1 (this machine only) or an address to bind")
+    if not 1 <= w.quality <= 100:
+        errors.append(f"live.quality: must be 1-100, found {w.quality}")
+    if w.max_fps <= 0:
+        errors.append("live.max_fps: must be > 0")
+    if w.max_viewers < 1:
+        errors.append("live.max_viewers: must be at least 1")
 
 
 def build(data: Dict[str, Any], path: str = "<config>",

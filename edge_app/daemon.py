@@ -57,11 +57,15 @@ def request_count(config: Config, detector: Detector) -> int:
 
 class Daemon:
     def __init__(self, config: Config, sinks: Optional[List[Callable]] = None,
-                 notifier: Optional[Notifier] = None, detector: Optional[Detector] = None):
+                 notifier: Optional[Notifier] = None, detector: Optional[Detector] = None,
+                 event_listeners: Optional[List[Callable]] = None):
         """detector: an already loaded model (tests pass one with a stand-in adapter); by
         default start() loads the configured one."""
         self.config = config
         self.extra_sinks = sinks or []
+        self.event_listeners = event_listeners or []
+        self.objects = None  # tracked objects → events, counts, snapshots (edge_app/objects.py)
+        self.live = None  # the HTTP live view (edge_app/liveview.py)
         self.notifier = notifier or Notifier()
         self.stop_event = threading.Event()
         self.started = time.monotonic()
@@ -92,12 +96,37 @@ class Daemon:
         log.info("model %s (%s, %dx%d, %d classes) on %s", info.model_id, info.precision,
                  info.width, info.height, info.classes, self.detector.adapter.describe())
         sinks = [frames_per_class(self.per_class)] + self.extra_sinks
+        labels = [label for label in info.labels
+                  if not config.detect.classes or label in config.detect.classes]
         if config.mqtt.enabled:
             from edge_app.mqtt import Publisher
 
             self.publisher = Publisher(config)
+            if config.discovery.enabled:
+                from edge_app import discovery
+
+                discovery.attach(self.publisher, prefix=config.discovery.prefix, device_id=config.device_id,
+                                 configs=discovery.discovery_configs(
+                                     prefix=config.discovery.prefix, topic_base=config.topic_base,
+                                     device_id=config.device_id, model_id=info.model_id, version=__version__,
+                                     labels=labels, device_name=config.discovery.device_name))
             self.publisher.start()
-            sinks.insert(0, mqtt_sink(self.publisher, config, info.model_id))
+            if config.mqtt.detections:
+                sinks.insert(0, mqtt_sink(self.publisher, config, info.model_id))
+        if config.events.enabled:
+            from edge_app.objects import ObjectsSink
+
+            self.objects = ObjectsSink(config.events, config.snapshots, device_id=config.device_id,
+                                       model_id=info.model_id, labels=labels,
+                                       send=self.publisher.send if self.publisher is not None else None,
+                                       listeners=self.event_listeners)
+            sinks.append(self.objects)
+        if config.live.enabled:
+            from edge_app.liveview import LiveView
+
+            self.live = LiveView(config.live, status=self.live_status)
+            self.live.start()
+            sinks.append(self.live.sink)
         network = (info.width, info.height, info.resize_mode)
         self.capture = Capture(make_source(config.source, network), config.source, Heartbeat("capture"),
                                self.stop_event)
@@ -118,6 +147,15 @@ class Daemon:
                 thread.join(timeout=wait)
                 if thread.is_alive():
                     log.error("stage %s did not stop within %d s", thread.name, wait)
+        # the output stage has stopped: end the objects still in view (their `end` events
+        # and snapshots go out before the publisher says "stopped")
+        if self.objects is not None and not (self.output is not None and self.output.is_alive()):
+            try:
+                self.objects.close()
+            except Exception:
+                log.exception("ending the tracked objects failed")
+        if self.live is not None:
+            self.live.stop()
         if self.publisher is not None:
             self.publisher.stop()
 
@@ -162,6 +200,17 @@ class Daemon:
             "cpu_temp_c": cpu_temperature(),
             "host_cpu_ms_per_frame": self.host_cpu_ms_per_frame(),
         }
+
+    def live_status(self) -> dict:
+        """What the live view's status page shows."""
+        if self.output is None:
+            return {}
+        infer = list(self.output.inference_ms)
+        return {"device_id": self.config.device_id, "fps": round(self.output.fps(), 2),
+                "frames": self.output.processed,
+                "inference_ms_p50": percentile(infer, 50),
+                "counts": dict(self.objects.last_counts or {}) if self.objects else {},
+                "events": list(self.objects.recent) if self.objects else []}
 
     def host_cpu_ms_per_frame(self) -> Optional[float]:
         """Host CPU per frame since the previous call (see cputime.py), to 0.001 ms."""

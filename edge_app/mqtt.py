@@ -4,6 +4,11 @@
               when the device vanishes), "stopped" on a clean shutdown
   detections  one JSON message per processed frame (policy: every / detections / changes)
   stats       JSON every stats_interval seconds
+  events, counts, <label>/snapshot   tracked objects (edge_app/objects.py)
+
+Other modules add what they need at the boundary without knowing paho: `on_connect` hooks
+(Home Assistant discovery republishes its configs on every connect), `subscribe(filter,
+handler)` (renewed on every connect) and `publish_raw` for bytes and topics outside the base.
 
 A broker outage never blocks the pipeline: paho's network loop runs in its own thread and
 reconnects by itself; QoS >= 1 messages produced meanwhile wait in paho's queue, bounded by
@@ -16,7 +21,7 @@ import logging
 import ssl
 import threading
 import time
-from typing import Any, Dict, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from edge_app.config import Config
 from edge_app.errors import InputError
@@ -47,6 +52,8 @@ class Publisher:
         self._last_sent = 0.0
         self._lock = threading.Lock()
         self._stopping = False
+        self.connect_hooks: List[Callable[[], None]] = []
+        self.subscriptions: List[Tuple[str, Callable[[str, bytes, bool], None]]] = []
 
         client_id = self.cfg.client_id or f"edge-app-{config.device_id}"
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
@@ -67,6 +74,7 @@ class Publisher:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_message = self._on_message
         self.client = client
 
     def topic(self, leaf: str) -> str:
@@ -96,6 +104,27 @@ class Publisher:
         self.connects += 1
         log.info("MQTT: connected to %s:%d", self.cfg.host, self.cfg.port)
         client.publish(self.topic(AVAILABLE), "online", qos=1, retain=True)
+        for topic_filter, _ in self.subscriptions:
+            client.subscribe(topic_filter, qos=1)
+        for hook in self.connect_hooks:
+            try:
+                hook()
+            except Exception:  # a hook's bug must not take the connection down
+                log.exception("MQTT: on-connect hook failed")
+
+    def subscribe(self, topic_filter: str, handler: Callable[[str, bytes, bool], None]) -> None:
+        """handler(topic, payload, retained) for every message matching the filter."""
+        self.subscriptions.append((topic_filter, handler))
+        if self.connected:
+            self.client.subscribe(topic_filter, qos=1)
+
+    def _on_message(self, client, userdata, msg) -> None:
+        for topic_filter, handler in self.subscriptions:
+            if self._mqtt.topic_matches_sub(topic_filter, msg.topic):
+                try:
+                    handler(msg.topic, msg.payload, bool(msg.retain))
+                except Exception:
+                    log.exception("MQTT: handler for %s failed", topic_filter)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         was = self.connected
@@ -131,6 +160,25 @@ class Publisher:
             self.published += 1
         return True
 
+    def publish_raw(self, topic: str, payload: Union[bytes, str], qos: int = 1, retain: bool = False) -> bool:
+        """Bytes or text to any topic (snapshots, Home Assistant discovery)."""
+        if qos == 0 and not self.connected:
+            self.dropped_offline += 1
+            return False
+        info = self.client.publish(topic, payload, qos=qos, retain=retain)
+        if info.rc == self._mqtt.MQTT_ERR_QUEUE_SIZE:
+            self.overflow += 1
+            return False
+        with self._lock:
+            self.published += 1
+        return True
+
+    def send(self, leaf: str, payload: Union[Dict[str, Any], bytes], qos: int, retain: bool) -> bool:
+        """A JSON payload or bytes under this device's base topic."""
+        if isinstance(payload, (bytes, bytearray)):
+            return self.publish_raw(self.topic(leaf), bytes(payload), qos, retain)
+        return self.publish(leaf, payload, qos, retain)
+
     def detections(self, message: Union[Dict[str, Any], EncodedDetections]) -> bool:
         """Publish one frame's message if the policy and the rate limit let it through."""
         if isinstance(message, EncodedDetections):  # rendered cheaply by messages.encode_detections
@@ -159,9 +207,18 @@ class Publisher:
         self._stopping = True
         if self.connected:
             info = self.client.publish(self.topic(AVAILABLE), "stopped", qos=1, retain=True)
+            if info.rc == self._mqtt.MQTT_ERR_QUEUE_SIZE:
+                # the queue is full (a broker that just came back): is_published() would raise;
+                # wait for the backlog only, and leave without DISCONNECT so that the broker
+                # publishes the will ("offline") instead of a stale "online"
+                self.overflow += 1
+                info = None
             end = time.monotonic() + timeout
-            while time.monotonic() < end and (self.queued > 0 or not info.is_published()):
+            while time.monotonic() < end and (self.queued > 0 or (info is not None and not info.is_published())):
                 time.sleep(0.05)
+            if info is None:
+                self.client.loop_stop()
+                return
         self.client.disconnect()
         self.client.loop_stop()
 

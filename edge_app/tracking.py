@@ -18,7 +18,7 @@ decode + NMS by benchmarks/bench_tracking.py.
 
 Semantics (all in frames, so a run is deterministic for a given sequence of detections):
 - a detection matches the live track of the same class whose predicted box overlaps it most,
-  if IoU >= iou_threshold (greedy, best pairs first);
+  if IoU >= iou_threshold (greedy, best pairs first; confirmed tracks before tentative ones);
 - an unmatched detection starts a tentative track; it is *confirmed* (and announced) once it
   has been matched in `min_hits` frames — a one-frame false positive never becomes an object;
 - a track not matched for more than `max_missed` frames ends (a confirmed one is reported);
@@ -108,7 +108,7 @@ class TrackerUpdate:
 
 
 class Tracker:
-    def __init__(self, iou_threshold: float = 0.3, max_missed: int = 5, min_hits: int = 2,
+    def __init__(self, iou_threshold: float = 0.3, max_missed: int = 5, min_hits: int = 3,
                  velocity_smoothing: float = 0.5):
         if not 0 < iou_threshold <= 1:
             raise ValueError("iou_threshold must be in (0, 1]")
@@ -133,20 +133,25 @@ class Tracker:
 
     def update(self, frame: int, timestamp: float, detections: Sequence[Detection]) -> TrackerUpdate:
         result = TrackerUpdate()
-        matched_tracks, matched_dets = set(), set()
-        for label in sorted({d.label for d in detections} | {t.label for t in self.tracks}):
-            t_index = [i for i, t in enumerate(self.tracks) if t.label == label]
-            d_index = [j for j, d in enumerate(detections) if d.label == label]
-            if not t_index or not d_index:
-                continue
-            predicted = np.array([self.tracks[i].predicted(frame) for i in t_index], dtype=float)
-            boxes = np.array([(detections[j].x1, detections[j].y1, detections[j].x2, detections[j].y2)
-                              for j in d_index], dtype=float)
-            for r, c in greedy_match(iou_matrix(predicted, boxes), self.iou_threshold):
-                track, det = self.tracks[t_index[r]], detections[d_index[c]]
-                self._absorb(track, det, frame, timestamp, result)
-                matched_tracks.add(t_index[r])
-                matched_dets.add(d_index[c])
+        matched_tracks: set = set()
+        matched_dets: set = set()
+        # confirmed tracks choose first, tentative ones get what is left: a duplicate box
+        # next to an object (the detector's second guess) must not steal the object's track
+        for confirmed in (True, False):
+            for label in sorted({d.label for d in detections}):
+                t_index = [i for i, t in enumerate(self.tracks)
+                           if t.label == label and t.confirmed == confirmed]
+                d_index = [j for j, d in enumerate(detections) if d.label == label and j not in matched_dets]
+                if not t_index or not d_index:
+                    continue
+                predicted = np.array([self.tracks[i].predicted(frame) for i in t_index], dtype=float)
+                boxes = np.array([(detections[j].x1, detections[j].y1, detections[j].x2, detections[j].y2)
+                                  for j in d_index], dtype=float)
+                for r, c in greedy_match(iou_matrix(predicted, boxes), self.iou_threshold):
+                    track, det = self.tracks[t_index[r]], detections[d_index[c]]
+                    self._absorb(track, det, frame, timestamp, result)
+                    matched_tracks.add(t_index[r])
+                    matched_dets.add(d_index[c])
         survivors = []
         for i, track in enumerate(self.tracks):
             if i not in matched_tracks:

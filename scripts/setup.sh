@@ -2,6 +2,7 @@
 # Installs what the project needs on a fresh Debian/Ubuntu machine, idempotently:
 #   - Debian packages: darknet (the reference and training engine), mosquitto (MQTT broker),
 #     plus the shell linter and systemd-analyze (packages shellcheck, systemd) for the deploy checks
+#     and chromium (headless) for the live-view tests
 #   - .venv   : the training-box side (current OpenVINO, OpenCV 4.x, matplotlib, tqdm, pytest)
 #   - .venv39 : the Pi's Python 3.9 with OpenVINO 2022.3.1 (the MYRIAD-era API), for the edge
 #               tests; skipped with SKIP_PY39=1
@@ -13,7 +14,7 @@ cd "$REPO"
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 need_apt=()
-for pkg in darknet mosquitto shellcheck systemd; do
+for pkg in darknet mosquitto shellcheck systemd chromium; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if ((${#need_apt[@]})); then
@@ -29,7 +30,7 @@ PY="${PYTHON:-python3}"
 
 pip_quiet() { "$@" --disable-pip-version-check -q 2>&1 | grep -v -e "^WARNING: Location" -e "Running pip as the 'root'" || true; }
 
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import openvino, cv2, edge_app, model_tools' 2>/dev/null; then
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import openvino, cv2, edge_app, model_tools, jinja2' 2>/dev/null; then
   log "creating .venv ($("$PY" --version))"
   "$PY" -m venv .venv
   pip_quiet .venv/bin/pip install --upgrade pip
@@ -50,7 +51,7 @@ find_py39() {
 }
 
 if [ "${SKIP_PY39:-0}" != 1 ]; then
-  if [ ! -x .venv39/bin/python ] || ! .venv39/bin/python -c 'import openvino.runtime, cv2, edge_app' 2>/dev/null; then
+  if [ ! -x .venv39/bin/python ] || ! .venv39/bin/python -c 'import openvino.runtime, cv2, edge_app, jinja2' 2>/dev/null; then
     PY39="$(find_py39)" || { echo "error: no Python 3.9 found for the Pi-stack tests; install one" \
       "(pyenv install 3.9.18) or set PYTHON39=..., or SKIP_PY39=1 to skip them" >&2; exit 1; }
     log "creating .venv39 ($PY39, OpenVINO 2022.3.1)"

@@ -73,6 +73,7 @@ class Subscriber:
         import paho.mqtt.client as mqtt
 
         self.messages = []
+        self.raw = []
         self.lock = threading.Lock()
         self.connects = 0
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
@@ -85,7 +86,10 @@ class Subscriber:
 
         def on_message(c, userdata, msg):
             with self.lock:
-                self.messages.append((time.monotonic(), msg.topic, msg.payload.decode(), msg.retain))
+                # snapshots are JPEG bytes: text is for the JSON and plain topics, raw for all
+                self.messages.append((time.monotonic(), msg.topic, msg.payload.decode("utf-8", "replace"),
+                                      msg.retain))
+                self.raw.append((msg.topic, bytes(msg.payload), bool(msg.retain)))
 
         client.on_connect = on_connect
         client.on_message = on_message

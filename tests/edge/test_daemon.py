@@ -97,7 +97,7 @@ def test_queue_overflow_is_counted_not_fatal(model, tmp_path, broker, subscriber
     subscriber.wait_for(lambda: any(s["mqtt"]["overflow"] > 0 for s in subscriber.payloads("stats")),
                         what="overflow reported in stats")
     assert daemon.proc.poll() is None
-    assert daemon.terminate() == 0
+    assert daemon.terminate() == 0, daemon.logs()
 
 
 def test_vanished_source_is_retried_and_resumes(model, tmp_path, broker, subscriber, daemon_factory):

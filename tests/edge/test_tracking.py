@@ -90,3 +90,20 @@ def test_bad_parameters_are_refused():
         Tracker(iou_threshold=0)
     with pytest.raises(ValueError):
         Tracker(min_hits=0)
+
+
+def test_a_duplicate_box_beside_an_object_does_not_steal_its_track():
+    # the demo model's second guess beside a star (IoU ~0.4 with it) overlaps the star's next
+    # box more than the star's own track does; confirmed tracks choose first
+    tracker = Tracker(iou_threshold=0.3, max_missed=5, min_hits=3)
+    star = Detection(0, "Star", 0.98, 33, 109, 98, 154)
+    for f, x in enumerate((51, 45, 39)):
+        tracker.update(f, f * 0.1, [Detection(0, "Star", 0.98, x, 118, x + 65, 163)])
+    original = tracker.active()[0].track_id
+    tracker.update(3, 0.3, [star, Detection(0, "Star", 0.53, 38, 126, 87, 167)])
+    new = []
+    for f in range(4, 8):
+        update = tracker.update(f, f * 0.1, [Detection(0, "Star", 1.0, 30 - 6 * (f - 4), 117, 88 - 6 * (f - 4), 168)])
+        new += update.new
+        assert [t.track_id for t in update.seen] == [original]
+    assert new == []
