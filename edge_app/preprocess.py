@@ -188,8 +188,9 @@ def prepare_float(frame: np.ndarray, net_w: int, net_h: int, mode: str) -> np.nd
 
 
 def boxes_to_frame(boxes: np.ndarray, frame_w: int, frame_h: int, net_w: int, net_h: int,
-                   mode: str) -> np.ndarray:
-    """(n, 4) network-relative x1, y1, x2, y2 → frame pixels, clamped to the frame.
+                   mode: str, clip: bool = True) -> np.ndarray:
+    """(n, 4) network-relative x1, y1, x2, y2 → frame pixels, clamped to the frame (unless
+    not `clip`: darknet's `detector map` scores unclipped boxes).
 
     Letterbox follows darknet's correct_region_boxes (integer scaled size, float half-offsets).
     """
@@ -199,4 +200,4 @@ def boxes_to_frame(boxes: np.ndarray, frame_w: int, frame_h: int, net_w: int, ne
         scale = np.array([new_w / net_w, new_h / net_h] * 2)
         boxes = (boxes - offset) / scale
     frame = np.array([frame_w, frame_h, frame_w, frame_h], np.float64)
-    return np.clip(boxes * frame, 0, frame)
+    return np.clip(boxes * frame, 0, frame) if clip else boxes * frame

@@ -186,7 +186,7 @@ def cmd_parse_log(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from model_tools import dataset, evaluate, plots
+    from model_tools import dataset, evaluate, selection
 
     from model_tools.names import read_names
 
@@ -205,16 +205,26 @@ def cmd_evaluate(args) -> int:
     if not checkpoints:
         raise InputError("no checkpoints found", args.backup or data.get("backup", "backup"),
                          "give --weights FILE ... or the --backup folder of this cfg")
+    difficult = data.get("difficult") if args.difficult is None else args.difficult
+    computed: dict = {}
     rows = evaluate.evaluate_checkpoints(args.cfg, names, valid, checkpoints, args.out, fp16=not args.fp32,
-                                         resize_mode=args.resize_mode, points=args.points)
+                                         resize_mode=args.resize_mode, interpolation=args.interpolation,
+                                         points=args.points, mode=args.mode, difficult_list=difficult or None,
+                                         plot=False, keep=computed)
     for row in rows:
-        print(Path(str(row["model_dir"]), "map.txt").read_text() if Path(str(row["model_dir"]), "map.txt").exists() else "", end="")
-        print(f"== {row['checkpoint']}: mAP {100 * float(row['map']):.2f}%, F1 {float(row['f1']):.3f}\n")
-    best = evaluate.select(rows)
-    images, truths = evaluate.ground_truth(valid, names)
-    found, _ = evaluate.detect_all(best["model_dir"], images)
-    plots.pr_curves(evaluate.compute(found, truths, names, points=args.points), Path(args.out) / "pr_curve.png")
-    print(f"results: {Path(args.out) / 'evaluation.csv'}, {Path(args.out) / 'map.png'}, {Path(args.out) / 'pr_curve.png'}")
+        print(f"== {row['checkpoint']}")
+        print(evaluate.side_by_side(computed[str(row['checkpoint'])]), end="")
+    best = selection.select(rows)
+    print(selection.selection_report(rows, best), end="")
+    sys.stdout.flush()
+    if not args.no_plots:  # after the numbers: plotting is the slow part of a quick look
+        from model_tools import plots
+
+        plots.map_per_checkpoint(rows, Path(args.out) / "map.png")
+        best_metrics = computed[str(best["checkpoint"])]
+        plots.pr_curves(best_metrics.get("device", best_metrics.get("reference")), Path(args.out) / "pr_curve.png")
+        print(f"plots: {Path(args.out) / 'map.png'}, {Path(args.out) / 'pr_curve.png'}")
+    print(f"results: {Path(args.out) / 'evaluation.csv'}")
     return 0
 
 
@@ -376,6 +386,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--points", type=int, default=0, choices=(0, 11, 101), help="0 = area under the curve")
     p.add_argument("--fp32", action="store_true")
     p.add_argument("--resize-mode", choices=("resize", "letterbox"))
+    p.add_argument("--interpolation", choices=("darknet", "opencv-linear"), default="darknet",
+                   help="resize arithmetic of the exported model (device mode)")
+    p.add_argument("--mode", choices=("device", "reference", "both"), default="device",
+                   help="device: the number the Pi reaches (FP16 IR, u8 input, edge decode); reference: "
+                        "darknet's own arithmetic and definitions, as `detector map`; both: side by side")
+    p.add_argument("--difficult", help="list of images whose labels are difficult truths (default: difficult= "
+                                       "of the .data, as AlexeyAB reads it)")
+    p.add_argument("--no-plots", action="store_true", help="numbers only (map.png and pr_curve.png skipped)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("select", help="best checkpoint by mAP (ties by F1), with a report")

@@ -1,173 +1,33 @@
-"""Detection metrics with the definitions of AlexeyAB's `darknet detector map`, and the
-evaluation of checkpoints through the exact path the Pi runs (export → OpenVINO → edge decode).
-
-Matching: detections (all images, threshold 0.005, NMS 0.45) sorted by falling score; each one
-is matched to the truth of its class with the highest IoU, if that IoU is > the IoU threshold
-(0.5). The first detection to hit a truth is a TP; later hits on it and detections matching
-nothing are FPs. Truths marked difficult (VOC) count neither way: a detection that hits one
-is ignored, and they are not in the recall's denominator.
-AP: area under the monotone precision envelope at every recall step (VOC2010+, darknet's
-default), or the 11-point VOC2007 mean. At conf 0.25: precision, recall, F1, TP, FP, FN and
-average IoU = sum of the TPs' IoU / (TP + FP).
+"""Evaluation of checkpoints: the detection pass (through the exact path the Pi runs — export →
+OpenVINO → edge decode — or darknet's own arithmetic in reference mode) and its caching; the
+metrics themselves are model_tools.metrics, the choice between checkpoints model_tools.selection.
 """
 from __future__ import annotations
 
 import csv
 import json
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from edge_app.errors import InputError
-
-# (image id, class, score, x1, y1, x2, y2)
-Detection = Tuple[str, int, float, float, float, float, float]
-# (image id, class, x1, y1, x2, y2, difficult)
-Truth = Tuple[str, int, float, float, float, float, bool]
-
-
-def iou(a: Sequence[float], b: np.ndarray) -> np.ndarray:
-    """IoU of box a (x1, y1, x2, y2) with each row of b."""
-    iw = np.clip(np.minimum(a[2], b[:, 2]) - np.maximum(a[0], b[:, 0]), 0, None)
-    ih = np.clip(np.minimum(a[3], b[:, 3]) - np.maximum(a[1], b[:, 1]), 0, None)
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
-
-
-def average_precision(recall: np.ndarray, precision: np.ndarray, points: int = 0) -> float:
-    """points=0: area under the monotone envelope (VOC2010+); 11: VOC2007 11-point;
-    101: COCO-style 101-point."""
-    if len(recall) == 0:
-        return 0.0
-    if points:
-        total = 0.0
-        for t in np.linspace(0, 1, points):
-            above = precision[recall >= t]
-            total += above.max() if len(above) else 0.0
-        return float(total / points)
-    mrec = np.concatenate([[0.0], recall, [1.0]])
-    mpre = np.concatenate([[0.0], precision, [0.0]])
-    mpre = np.maximum.accumulate(mpre[::-1])[::-1]
-    steps = np.flatnonzero(mrec[1:] != mrec[:-1])
-    return float(np.sum((mrec[steps + 1] - mrec[steps]) * mpre[steps + 1]))
-
-
-@dataclass
-class ClassResult:
-    name: str
-    ap: float
-    truths: int
-    tp: int  # at the confidence threshold
-    fp: int
-    recall: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
-    precision: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
-
-
-@dataclass
-class Metrics:
-    classes: List[ClassResult]
-    map: float
-    precision: float
-    recall: float
-    f1: float
-    tp: int
-    fp: int
-    fn: int
-    avg_iou: float
-    iou_threshold: float
-    conf_threshold: float
-    points: int
-    images: int = 0
-    seconds: float = 0.0
-
-    def table(self) -> str:
-        lines = [f" detections_count = {sum(c.tp + c.fp for c in self.classes)}, unique_truth_count = "
-                 f"{sum(c.truths for c in self.classes)}"]
-        for k, c in enumerate(self.classes):
-            lines.append(f"class_id = {k}, name = {c.name}, ap = {100 * c.ap:.2f}%   \t (TP = {c.tp}, FP = {c.fp}) ")
-        lines.append(f" for conf_thresh = {self.conf_threshold:.2f}, precision = {self.precision:.2f}, "
-                     f"recall = {self.recall:.2f}, F1-score = {self.f1:.2f} ")
-        lines.append(f" for conf_thresh = {self.conf_threshold:.2f}, TP = {self.tp}, FP = {self.fp}, "
-                     f"FN = {self.fn}, average IoU = {100 * self.avg_iou:.2f} % ")
-        kind = {0: "area under the curve", 11: "11-point", 101: "101-point"}.get(self.points, f"{self.points}-point")
-        lines.append(f" IoU threshold = {100 * self.iou_threshold:.0f} %, used {kind} ")
-        lines.append(f" mean average precision (mAP@{self.iou_threshold:.2f}) = {self.map:.6f}, or "
-                     f"{100 * self.map:.2f} % ")
-        return "\n".join(lines) + "\n"
-
-    def summary(self) -> Dict[str, float]:
-        return {"map": self.map, "precision": self.precision, "recall": self.recall, "f1": self.f1,
-                "tp": self.tp, "fp": self.fp, "fn": self.fn, "avg_iou": self.avg_iou,
-                **{f"ap_{c.name}": c.ap for c in self.classes}}
-
-
-def compute(detections: Sequence[Detection], truths: Sequence[Truth], names: Sequence[str],
-            iou_threshold: float = 0.5, conf_threshold: float = 0.25, points: int = 0) -> Metrics:
-    by_image: Dict[Tuple[str, int], List[int]] = {}
-    truth_boxes = np.array([t[2:6] for t in truths], float).reshape(-1, 4)
-    for index, t in enumerate(truths):
-        by_image.setdefault((t[0], t[1]), []).append(index)
-    taken = np.zeros(len(truths), bool)
-    order = sorted(range(len(detections)), key=lambda i: -detections[i][2])
-    # per detection: 1 = TP, 0 = FP, -1 = ignored (hit a difficult truth); and its IoU
-    outcome = np.zeros(len(detections), int)
-    best_iou = np.zeros(len(detections))
-    for i in order:
-        image, k, score, *box = detections[i]
-        candidates = by_image.get((image, k), [])
-        if not candidates:
-            continue
-        overlaps = iou(box, truth_boxes[candidates])
-        j = int(np.argmax(overlaps))
-        if overlaps[j] <= iou_threshold:
-            continue
-        t = candidates[j]
-        best_iou[i] = overlaps[j]
-        if truths[t][6]:
-            outcome[i] = -1
-        elif not taken[t]:
-            taken[t] = True
-            outcome[i] = 1
-    results = []
-    all_tp = all_fp = 0
-    iou_sum = 0.0
-    for k, name in enumerate(names):
-        n_truth = sum(1 for t in truths if t[1] == k and not t[6])
-        idx = [i for i in order if detections[i][1] == k and outcome[i] >= 0]
-        hits = outcome[idx] if idx else np.zeros(0, int)
-        tp_cum = np.cumsum(hits == 1)
-        fp_cum = np.cumsum(hits == 0)
-        recall = tp_cum / n_truth if n_truth else np.zeros(len(idx))
-        precision = tp_cum / np.maximum(tp_cum + fp_cum, 1)
-        ap = average_precision(recall, precision, points) if n_truth else 0.0
-        at_conf = [i for i in idx if detections[i][2] >= conf_threshold]
-        tp = int(sum(outcome[i] == 1 for i in at_conf))
-        fp = len(at_conf) - tp
-        iou_sum += float(sum(best_iou[i] for i in at_conf if outcome[i] == 1))
-        all_tp += tp
-        all_fp += fp
-        results.append(ClassResult(name, ap, n_truth, tp, fp, recall, precision))
-    n_truth_all = sum(c.truths for c in results)
-    precision = all_tp / (all_tp + all_fp) if all_tp + all_fp else 0.0
-    recall = all_tp / n_truth_all if n_truth_all else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    with_truths = [c.ap for c in results if c.truths]
-    return Metrics(results, float(np.mean(with_truths)) if with_truths else 0.0, precision, recall, f1,
-                   all_tp, all_fp, n_truth_all - all_tp, iou_sum / (all_tp + all_fp) if all_tp + all_fp else 0.0,
-                   iou_threshold, conf_threshold, points)
-
+from model_tools.metrics import (ClassResult, Detection, Metrics, Truth, average_precision,  # noqa: F401
+                                 compute, iou)
 
 # --------------------------------------------------------------------------------------------
 # evaluating checkpoints through the edge path
 
 
-def ground_truth(valid_list: Union[str, Path], names: Sequence[str]) -> Tuple[List[Path], List[Truth]]:
-    """Images of a darknet list and their truths from the YOLO labels (+ difficult.json)."""
-    from model_tools.dataset import image_size, label_path, read_labels
+def ground_truth(valid_list: Union[str, Path], names: Sequence[str],
+                 difficult_list: Union[str, Path, None] = None) -> Tuple[List[Path], List[Truth]]:
+    """Images of a darknet list and their truths from the YOLO labels. Difficult truths: from
+    `difficult_list` (AlexeyAB's `difficult=` in the .data: a list parallel to the validation
+    list whose images' label files hold the difficult boxes), else difficult.json (import's
+    record of VOC's flags, box indices per image stem). Image sizes come from the headers."""
+    from model_tools.dataset import label_path, read_labels
+    from model_tools.imagesize import image_size
 
     valid_list = Path(valid_list)
     try:
@@ -176,19 +36,33 @@ def ground_truth(valid_list: Union[str, Path], names: Sequence[str]) -> Tuple[Li
         raise InputError(f"cannot read the validation list: {exc.strerror}", str(valid_list)) from None
     if not paths:
         raise InputError("the validation list is empty", str(valid_list), "import a dataset with a valid split")
-    difficult_file = valid_list.parent / "difficult.json"
-    difficult = json.loads(difficult_file.read_text()) if difficult_file.exists() else {}
+    difficult_paths: List[Optional[Path]] = [None] * len(paths)
+    difficult: Dict[str, List[int]] = {}
+    if difficult_list:
+        try:
+            listed = [Path(p) for p in Path(difficult_list).read_text().split()]
+        except OSError as exc:
+            raise InputError(f"cannot read the difficult list: {exc.strerror}", str(difficult_list)) from None
+        if len(listed) != len(paths):
+            raise InputError(f"the difficult list has {len(listed)} lines for {len(paths)} validation images",
+                             str(difficult_list), "darknet pairs them line by line: give one line per image")
+        difficult_paths = listed
+    else:
+        difficult_file = valid_list.parent / "difficult.json"
+        difficult = json.loads(difficult_file.read_text()) if difficult_file.exists() else {}
     truths: List[Truth] = []
-    for path in paths:
+    for path, hard_path in zip(paths, difficult_paths):
         try:
             width, height = image_size(path)
         except ValueError as exc:
             raise InputError(f"validation image {path}: {exc}", str(valid_list)) from None
         hard = set(difficult.get(path.stem, []))
-        for index, (k, x1, y1, x2, y2) in enumerate(read_labels(label_path(path), width, height)):
-            if k >= len(names):
-                raise InputError(f"class id {k} in {label_path(path)} is beyond the {len(names)} names", str(label_path(path)))
-            truths.append((path.stem, k, x1, y1, x2, y2, index in hard))
+        sources = [(label_path(path), False)] + ([(label_path(hard_path), True)] if hard_path else [])
+        for source, all_hard in sources:
+            for index, (k, x1, y1, x2, y2) in enumerate(read_labels(source, width, height)):
+                if k >= len(names):
+                    raise InputError(f"class id {k} is beyond the {len(names)} names", str(source))
+                truths.append((path.stem, k, x1, y1, x2, y2, all_hard or index in hard))
     return paths, truths
 
 
@@ -205,8 +79,65 @@ def detect_all(model_dir: Union[str, Path], images: Sequence[Path], threshold: f
     started = time.perf_counter()
     for path in tqdm(images, desc=desc, unit="img", disable=not progress, leave=False):
         frame = cv2.imread(str(path))
+        if frame is None:
+            raise InputError("not a readable image", str(path), "remove it from the list or re-import")
         for d in detector.detect(frame):
             found.append((path.stem, d.class_id, d.confidence, d.x1, d.y1, d.x2, d.y2))
+    return found, time.perf_counter() - started
+
+
+def darknet_order(candidates, kept: np.ndarray, classes: int) -> np.ndarray:
+    """Indices of the kept (box, class) candidates in the order darknet's `detector map` walks
+    them: boxes as do_nms_sort leaves them — one stable sort per class by that class's prob,
+    the last class's sort deciding — then each box's classes in id order."""
+    if len(kept) == 0:
+        return kept
+    # the candidates of one cell (anchor, row, col) carry the very same box floats
+    cell_keys = [tuple(b) for b in candidates.boxes.tolist()]
+    cells: Dict[tuple, int] = {}
+    cell_of = np.array([cells.setdefault(key, len(cells)) for key in cell_keys])
+    probs = np.zeros((len(cells), classes))
+    probs[cell_of, candidates.class_id] = candidates.score  # before NMS, as each sort sees them
+    # lexsort: last key primary; ties keep the candidates' (darknet's box index) order
+    box_order = np.lexsort([np.arange(len(cells))] + [-probs[:, k] for k in range(classes)])
+    rank = np.empty(len(cells), int)
+    rank[box_order] = np.arange(len(cells))
+    return kept[np.lexsort((candidates.class_id[kept], rank[cell_of[kept]]))]
+
+
+def detect_reference(net, weights, images: Sequence[Path], resize_mode: str, threshold: float = 0.005,
+                     nms_threshold: float = 0.45, progress: bool = True,
+                     desc: str = "reference") -> Tuple[List[Detection], float]:
+    """darknet's own numbers for a network: float input (no u8 rounding) resized with darknet's
+    arithmetic, FP32 weights, darknet's decode and NMS, unclipped boxes, each image's detections
+    in darknet's box order. What `detector map` computes, through OpenVINO on the CPU."""
+    import cv2
+    import openvino as ov
+    from tqdm import tqdm
+
+    from edge_app.decode import RegionSpec, nms, region_candidates
+    from edge_app.preprocess import boxes_to_frame, prepare_float
+    from model_tools import export
+
+    compiled = ov.Core().compile_model(export.build(net, weights, input_type=np.float32), "CPU")
+    request = compiled.create_infer_request()
+    region = net.region
+    spec = RegionSpec(region.classes, region.num, np.asarray(region.anchors, np.float32).reshape(region.num, 2),
+                      region.softmax, region.coords)
+    found: List[Detection] = []
+    started = time.perf_counter()
+    for path in tqdm(images, desc=desc, unit="img", disable=not progress, leave=False):
+        frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if frame is None:
+            raise InputError("not a readable image", str(path))
+        request.infer({0: prepare_float(frame, net.width, net.height, resize_mode)})
+        raw = request.get_output_tensor(0).data
+        candidates = region_candidates(raw, spec, threshold)
+        kept = darknet_order(candidates, nms(candidates, nms_threshold), spec.classes)
+        boxes = boxes_to_frame(candidates.boxes[kept], frame.shape[1], frame.shape[0], net.width, net.height,
+                               resize_mode, clip=False)
+        found += [(path.stem, int(k), float(s), *map(float, b))
+                  for k, s, b in zip(candidates.class_id[kept], candidates.score[kept], boxes)]
     return found, time.perf_counter() - started
 
 
@@ -243,69 +174,127 @@ def write_csv(rows: Sequence[Dict[str, object]], path: Union[str, Path]) -> None
             writer.writerows(rows)
 
 
+MODES = ("device", "reference", "both")
+
+
+def cache_key(cfg_path: Union[str, Path], checkpoint: Path, images: Sequence[Path], **settings) -> str:
+    """What defines a checkpoint's detections: the cfg's and the weights' bytes, the image list
+    and the preprocessing/precision settings. A changed cfg never reuses old detections."""
+    import hashlib
+
+    from model_tools.export import sha256_file
+
+    h = hashlib.sha256()
+    for part in (sha256_file(cfg_path), sha256_file(checkpoint), "\n".join(map(str, images)),
+                 json.dumps(settings, sort_keys=True)):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+def _cached_detections(path: Path, detect) -> Tuple[List[Detection], Optional[float]]:
+    """Detections from path if a previous run wrote them, else detect() and write them."""
+    from edge_app.atomic import write_text
+
+    if path.exists():
+        try:
+            return [tuple(d) for d in json.loads(path.read_text())["detections"]], None
+        except (ValueError, KeyError, TypeError):
+            pass  # a damaged cache is recomputed
+    found, seconds = detect()
+    write_text(path, json.dumps({"seconds": seconds, "detections": [list(d) for d in found]}))
+    return found, seconds
+
+
+def _row_metrics(metrics: Metrics, prefix: str = "") -> Dict[str, object]:
+    return {f"{prefix}{k}": v for k, v in metrics.summary().items()}
+
+
 def evaluate_checkpoints(cfg_path: Union[str, Path], names: Sequence[str], valid_list: Union[str, Path],
                          checkpoints: Sequence[Path], out_dir: Union[str, Path], *, fp16: bool = True,
-                         resize_mode: Optional[str] = None, points: int = 0, progress: bool = True) -> List[Dict[str, object]]:
-    """Export every checkpoint (FP16 by default, as the NCS2 runs it), detect on the validation
-    list through edge_app, and score it. Exports are cached by the weights' hash, so a re-run
-    only evaluates new checkpoints. Writes evaluation.csv and map.png into out_dir."""
-    from model_tools import cfg as cfg_mod, export, plots, weights as weights_mod
+                         resize_mode: Optional[str] = None, interpolation: str = "darknet", points: int = 0,
+                         mode: str = "device", difficult_list: Union[str, Path, None] = None,
+                         progress: bool = True, plot: bool = True,
+                         keep: Optional[Dict[str, Dict[str, Metrics]]] = None) -> List[Dict[str, object]]:
+    """Score every checkpoint on the validation list, one detection pass each, cached on disk
+    (keyed on cfg + weights + images + settings) and reused by every report and plot.
 
+    mode "device": export (FP16 by default, as the NCS2 runs it) and detect through edge_app,
+    with the metadata's preprocessing — the number the device will reach. "reference": darknet's
+    own arithmetic and definitions (detector map's number). "both": the two side by side; the
+    device's stays the row's main figure. keep, if given, receives each checkpoint's Metrics
+    ({checkpoint name: {"device"|"reference": Metrics}}) for plots without recomputation.
+    Writes evaluation.csv (and map.png when plot) into out_dir."""
+    from model_tools import cfg as cfg_mod, export, weights as weights_mod
+
+    if mode not in MODES:
+        raise InputError(f"unknown evaluation mode {mode!r}", "--mode", f"use one of {', '.join(MODES)}")
     out_dir = Path(out_dir)
     net = cfg_mod.load(cfg_path)
-    images, truths = ground_truth(valid_list, names)
+    images, truths = ground_truth(valid_list, names, difficult_list)
     rows: List[Dict[str, object]] = []
     for checkpoint in checkpoints:
-        digest = export.sha256_file(checkpoint)[:16]
-        model_dir = out_dir / "models" / f"{checkpoint.name}-{digest}"
-        result_file = model_dir / "result.json"
-        if result_file.exists():
-            rows.append(json.loads(result_file.read_text()))
-            continue
         loaded = weights_mod.read(checkpoint, net)
-        export.export(net, loaded, list(names), model_dir, fp16=fp16, resize_mode=resize_mode,
-                      cfg_path=str(cfg_path), weights_path=str(checkpoint))
-        found, seconds = detect_all(model_dir, images, progress=progress, desc=f"evaluating {checkpoint.name}")
-        metrics = compute(found, truths, names, points=points)
-        (model_dir / "map.txt").write_text(metrics.table())
+        chosen_resize = resize_mode or export.default_resize_mode(net, loaded)
+        key = cache_key(cfg_path, checkpoint, images, fp16=fp16, resize_mode=chosen_resize,
+                        interpolation=interpolation)
+        model_dir = out_dir / "models" / f"{checkpoint.name}-{key}"
         row: Dict[str, object] = {"checkpoint": checkpoint.name, "iteration": checkpoint_iteration(checkpoint),
                                   "images_seen": loaded.header.seen, "weights": str(checkpoint),
-                                  "model_dir": str(model_dir), **metrics.summary(),
-                                  "images_per_s": len(images) / max(seconds, 1e-9)}
-        result_file.write_text(json.dumps(row, indent=1))
+                                  "model_dir": str(model_dir), "mode": mode}
+        computed: Dict[str, Metrics] = {}
+        if mode in ("device", "both"):
+            if not (model_dir / "detections-device.json").exists():
+                export.export(net, loaded, list(names), model_dir, fp16=fp16, resize_mode=chosen_resize,
+                              interpolation=interpolation, cfg_path=str(cfg_path), weights_path=str(checkpoint))
+            found, seconds = _cached_detections(
+                model_dir / "detections-device.json",
+                lambda: detect_all(model_dir, images, progress=progress, desc=f"evaluating {checkpoint.name}"))
+            computed["device"] = compute(found, truths, names, points=points)
+            if seconds:
+                row["images_per_s"] = len(images) / max(seconds, 1e-9)
+        if mode in ("reference", "both"):
+            model_dir.mkdir(parents=True, exist_ok=True)
+            found, seconds = _cached_detections(
+                model_dir / "detections-reference.json",
+                lambda: detect_reference(net, loaded, images, chosen_resize, progress=progress,
+                                         desc=f"reference {checkpoint.name}"))
+            computed["reference"] = compute(found, truths, names, points=points, reference=True)
+        main = computed.get("device", computed.get("reference"))
+        row.update(_row_metrics(main))
+        if mode == "both":
+            row.update(_row_metrics(computed["reference"], "ref_"))
+        from edge_app.atomic import write_text
+
+        write_text(model_dir / "map.txt", "".join(
+            f"--- {name} ---\n{m.table()}" for name, m in computed.items()))
+        if keep is not None:
+            keep[checkpoint.name] = computed
         rows.append(row)
     write_csv(rows, out_dir / "evaluation.csv")
-    if rows:
+    if plot and rows:
+        from model_tools import plots
+
         plots.map_per_checkpoint(rows, out_dir / "map.png")
     return rows
 
 
-def select(rows: Sequence[Dict[str, object]]) -> Dict[str, object]:
-    """The best checkpoint: highest mAP, ties broken by F1 (then the later checkpoint)."""
-    if not rows:
-        raise InputError("no evaluated checkpoints to choose from", "--backup",
-                         "train first, or point at the folder holding the .weights")
-    return max(enumerate(rows), key=lambda ir: (round(float(ir[1]["map"]), 6), round(float(ir[1]["f1"]), 6), ir[0]))[1]
-
-
-def selection_report(rows: Sequence[Dict[str, object]], best: Dict[str, object]) -> str:
-    lines = ["checkpoint                          mAP@0.5   F1     precision  recall  TP    FP    FN    avg IoU",
-             "-" * 100]
-    for r in rows:
-        mark = "  <== best" if r is best else ""
-        lines.append(f"{str(r['checkpoint'])[:34]:34s}  {100 * float(r['map']):6.2f}%  {float(r['f1']):.3f}  "
-                     f"{float(r['precision']):9.3f}  {float(r['recall']):6.3f}  {int(r['tp']):4d}  {int(r['fp']):4d}  "
-                     f"{int(r['fn']):4d}  {100 * float(r['avg_iou']):6.2f}%{mark}")
-    lines.append("")
-    lines.append(f"chosen: {best['checkpoint']} (mAP {100 * float(best['map']):.2f}%, F1 {float(best['f1']):.3f}); "
-                 "rule: highest mAP, ties by F1")
+def side_by_side(computed: Dict[str, Metrics]) -> str:
+    """Device and reference figures of one checkpoint in two columns."""
+    if set(computed) != {"device", "reference"}:
+        return "".join(m.table() for m in computed.values())
+    dev, ref = computed["device"], computed["reference"]
+    lines = [f"{'':24s} {'device':>10s} {'reference':>10s}   (reference = darknet detector map)"]
+    for d, r in zip(dev.classes, ref.classes):
+        lines.append(f"AP {d.name[:21]:21s} {100 * d.ap:9.2f}% {100 * r.ap:9.2f}%")
+    lines.append(f"{'mAP@' + format(dev.iou_threshold, '.2f'):24s} {100 * dev.map:9.2f}% {100 * ref.map:9.2f}%")
+    for label, a, b in (("precision", dev.precision, ref.precision), ("recall", dev.recall, ref.recall),
+                        ("F1", dev.f1, ref.f1)):
+        lines.append(f"{label + ' @ conf ' + format(dev.conf_threshold, '.2f'):24s} {a:10.3f} {b:10.3f}")
+    lines.append(f"{'TP / FP / FN':24s} {dev.tp:>4d}/{dev.fp}/{dev.fn} {ref.tp:>6d}/{ref.fp}/{ref.fn}")
+    lines.append(f"{'detections_count':24s} {dev.detections_count:10d} {ref.detections_count:10d}")
     return "\n".join(lines) + "\n"
 
 
-def read_rows(path: Union[str, Path]) -> List[Dict[str, object]]:
-    try:
-        with open(path, newline="") as f:
-            return list(csv.DictReader(f))
-    except OSError as exc:
-        raise InputError(f"cannot read evaluation results: {exc.strerror}", str(path),
-                         "run model-tools evaluate first") from None
+# the choice between checkpoints lives in model_tools.selection
+from model_tools.selection import read_rows, select, selection_report  # noqa: E402,F401

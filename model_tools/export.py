@@ -144,6 +144,12 @@ def sha256_file(path: Union[str, Path]) -> str:
     return digest.hexdigest()
 
 
+def default_resize_mode(net: Network, weights: Weights) -> str:
+    """The preprocessing the weights were trained with: pjreddie trains (and tests) on
+    letterboxed images, AlexeyAB on plain resizes unless the cfg says letter_box=1."""
+    return "letterbox" if net.letter_box or weights.header.fork == "pjreddie" else "resize"
+
+
 def export(net: Network, weights: Weights, names: List[str], out_dir: Union[str, Path], *,
            fp16: bool = True, resize_mode: Optional[str] = None, interpolation: str = "darknet",
            cfg_path: str = "",
@@ -160,9 +166,7 @@ def export(net: Network, weights: Weights, names: List[str], out_dir: Union[str,
     stem = Path(cfg_path or net.path).stem
     region = net.region
     if resize_mode is None:
-        # the preprocessing the weights were trained with: pjreddie trains (and tests) on
-        # letterboxed images, AlexeyAB on plain resizes unless the cfg says letter_box=1
-        resize_mode = "letterbox" if net.letter_box or weights.header.fork == "pjreddie" else "resize"
+        resize_mode = default_resize_mode(net, weights)
     if resize_mode not in meta.RESIZE_MODES:
         raise InputError(f"resize mode '{resize_mode}' is unknown", "--resize-mode",
                          f"use one of: {', '.join(meta.RESIZE_MODES)}")

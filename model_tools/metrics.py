@@ -1,0 +1,241 @@
+"""Detection metrics, pure functions: AP, mAP and the counts at a confidence threshold.
+
+Matching (both definitions): detections of all images, sorted by falling score; each one is
+matched to the truth of its class with the highest IoU, if that IoU is > the IoU threshold
+(0.5). The first detection to hit a truth is a TP; later hits on it and detections matching
+nothing are FPs. A detection hitting only a difficult truth is ignored; difficult truths are
+not in the recall's denominator.
+AP: area under the monotone precision envelope at every recall step (points=0, VOC2010+,
+darknet's default), or the mean of the best precision at recall >= i/(points-1) (points=11:
+VOC2007, 101: COCO-style).
+
+Two definitions of the rest, `reference=False` (ours) and `reference=True` (AlexeyAB's
+`detector map`, reproduced):
+- mAP: ours averages the classes that have truths; darknet divides by every class, a class
+  with no truth counting 0.
+- TP/FP at the confidence threshold: ours takes the matching above (score order); darknet
+  walks each image's boxes in its own order (the order the caller gives the detections in,
+  see evaluate.darknet_order) and counts a TP when the box's best truth was not claimed by an
+  earlier box of that image — at any score.
+- detections_count: ours counts the detections at the threshold; darknet all of them.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Sequence, Tuple, Union
+
+import numpy as np
+
+from edge_app.errors import InputError
+
+# (image id, class, score, x1, y1, x2, y2)
+Detection = Tuple[str, int, float, float, float, float, float]
+# (image id, class, x1, y1, x2, y2, difficult)
+Truth = Tuple[str, int, float, float, float, float, bool]
+
+
+def iou(a: Sequence[float], b: np.ndarray) -> np.ndarray:
+    """IoU of box a (x1, y1, x2, y2) with each row of b."""
+    iw = np.clip(np.minimum(a[2], b[:, 2]) - np.maximum(a[0], b[:, 0]), 0, None)
+    ih = np.clip(np.minimum(a[3], b[:, 3]) - np.maximum(a[1], b[:, 1]), 0, None)
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def average_precision(recall: np.ndarray, precision: np.ndarray, points: int = 0) -> float:
+    """points=0: area under the monotone envelope (VOC2010+); 11: VOC2007 11-point;
+    101: COCO-style 101-point."""
+    if len(recall) == 0:
+        return 0.0
+    if points:
+        total = 0.0
+        for point in range(points):
+            above = precision[recall >= point * 1.0 / (points - 1)]  # darknet's arithmetic
+            total += above.max() if len(above) else 0.0
+        return float(total / points)
+    mrec = np.concatenate([[0.0], recall, [1.0]])
+    mpre = np.concatenate([[0.0], precision, [0.0]])
+    mpre = np.maximum.accumulate(mpre[::-1])[::-1]
+    steps = np.flatnonzero(mrec[1:] != mrec[:-1])
+    return float(np.sum((mrec[steps + 1] - mrec[steps]) * mpre[steps + 1]))
+
+
+@dataclass
+class ClassResult:
+    name: str
+    ap: float
+    truths: int
+    tp: int  # at the confidence threshold
+    fp: int
+    recall: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
+    precision: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
+
+
+@dataclass
+class Metrics:
+    classes: List[ClassResult]
+    map: float
+    precision: float
+    recall: float
+    f1: float
+    tp: int
+    fp: int
+    fn: int
+    avg_iou: float
+    iou_threshold: float
+    conf_threshold: float
+    points: int
+    images: int = 0
+    seconds: float = 0.0
+    detections_count: int = 0
+    reference: bool = False
+
+    def table(self) -> str:
+        lines = [f" detections_count = {self.detections_count}, unique_truth_count = "
+                 f"{sum(c.truths for c in self.classes)}"
+                 + ("   (darknet's definitions)" if self.reference else "")]
+        for k, c in enumerate(self.classes):
+            lines.append(f"class_id = {k}, name = {c.name}, ap = {100 * c.ap:.2f}%   \t (TP = {c.tp}, FP = {c.fp}) ")
+        lines.append(f" for conf_thresh = {self.conf_threshold:.2f}, precision = {self.precision:.2f}, "
+                     f"recall = {self.recall:.2f}, F1-score = {self.f1:.2f} ")
+        lines.append(f" for conf_thresh = {self.conf_threshold:.2f}, TP = {self.tp}, FP = {self.fp}, "
+                     f"FN = {self.fn}, average IoU = {100 * self.avg_iou:.2f} % ")
+        kind = {0: "area under the curve", 11: "11-point", 101: "101-point"}.get(self.points, f"{self.points}-point")
+        lines.append(f" IoU threshold = {100 * self.iou_threshold:.0f} %, used {kind} ")
+        lines.append(f" mean average precision (mAP@{self.iou_threshold:.2f}) = {self.map:.6f}, or "
+                     f"{100 * self.map:.2f} % ")
+        return "\n".join(lines) + "\n"
+
+    def summary(self) -> Dict[str, float]:
+        return {"map": self.map, "precision": self.precision, "recall": self.recall, "f1": self.f1,
+                "tp": self.tp, "fp": self.fp, "fn": self.fn, "avg_iou": self.avg_iou,
+                **{f"ap_{c.name}": c.ap for c in self.classes}}
+
+
+def compute(detections: Sequence[Detection], truths: Sequence[Truth], names: Sequence[str],
+            iou_threshold: float = 0.5, conf_threshold: float = 0.25, points: int = 0,
+            reference: bool = False) -> Metrics:
+    """Metrics of detections against truths; reference=True: `detector map`'s definitions
+    (see the module's docstring), with the detections of each image in darknet's box order."""
+    by_image: Dict[Tuple[str, int], List[int]] = {}
+    truth_boxes = np.array([t[2:6] for t in truths], float).reshape(-1, 4)
+    for index, t in enumerate(truths):
+        by_image.setdefault((t[0], t[1]), []).append(index)
+    taken = np.zeros(len(truths), bool)
+    order = sorted(range(len(detections)), key=lambda i: -detections[i][2])
+    # per detection: 1 = TP, 0 = FP, -1 = ignored (hit a difficult truth); and its IoU
+    outcome = np.zeros(len(detections), int)
+    best_iou = np.zeros(len(detections))
+    claimed = np.full(len(detections), -1)  # the truth each detection's best match is
+    for i in order:
+        image, k, score, *box = detections[i]
+        candidates = by_image.get((image, k), [])
+        if not candidates:
+            continue
+        overlaps = iou(box, truth_boxes[candidates])
+        j = int(np.argmax(overlaps))
+        if overlaps[j] <= iou_threshold:
+            continue
+        t = candidates[j]
+        best_iou[i] = overlaps[j]
+        claimed[i] = t
+        if truths[t][6]:
+            outcome[i] = -1
+        elif not taken[t]:
+            taken[t] = True
+            outcome[i] = 1
+    if reference:
+        at_conf_tp = _darknet_tp_at_conf(detections, claimed, truths, conf_threshold)
+    results = []
+    all_tp = all_fp = 0
+    iou_sum = 0.0
+    for k, name in enumerate(names):
+        n_truth = sum(1 for t in truths if t[1] == k and not t[6])
+        idx = [i for i in order if detections[i][1] == k and outcome[i] >= 0]
+        hits = outcome[idx] if idx else np.zeros(0, int)
+        tp_cum = np.cumsum(hits == 1)
+        fp_cum = np.cumsum(hits == 0)
+        recall = tp_cum / n_truth if n_truth else np.zeros(len(idx))
+        precision = tp_cum / np.maximum(tp_cum + fp_cum, 1)
+        ap = average_precision(recall, precision, points) if n_truth else 0.0
+        if reference:  # darknet: prob > thresh; FPs include boxes that hit only a difficult truth
+            at_conf = [i for i in order if detections[i][1] == k and detections[i][2] > conf_threshold]
+            tp = int(sum(at_conf_tp[i] for i in at_conf))
+            iou_sum += float(sum(best_iou[i] for i in at_conf if at_conf_tp[i]))
+        else:
+            at_conf = [i for i in idx if detections[i][2] >= conf_threshold]
+            tp = int(sum(outcome[i] == 1 for i in at_conf))
+            iou_sum += float(sum(best_iou[i] for i in at_conf if outcome[i] == 1))
+        fp = len(at_conf) - tp
+        all_tp += tp
+        all_fp += fp
+        results.append(ClassResult(name, ap, n_truth, tp, fp, recall, precision))
+    n_truth_all = sum(c.truths for c in results)
+    precision = all_tp / (all_tp + all_fp) if all_tp + all_fp else 0.0
+    recall = all_tp / n_truth_all if n_truth_all else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    averaged = [c.ap for c in results] if reference else [c.ap for c in results if c.truths]
+    counted = len(detections) if reference else all_tp + all_fp
+    return Metrics(results, float(np.mean(averaged)) if averaged else 0.0, precision, recall, f1,
+                   all_tp, all_fp, n_truth_all - all_tp, iou_sum / (all_tp + all_fp) if all_tp + all_fp else 0.0,
+                   iou_threshold, conf_threshold, points, detections_count=counted, reference=reference)
+
+
+def _darknet_tp_at_conf(detections: Sequence[Detection], claimed: np.ndarray, truths: Sequence[Truth],
+                        conf_threshold: float) -> np.ndarray:
+    """darknet's TP at the threshold: in each image's box order (the list's order), a box above
+    the threshold whose best truth no earlier box of that image claimed, at any score."""
+    tp = np.zeros(len(detections), bool)
+    seen: Dict[str, set] = {}
+    for i, d in enumerate(detections):
+        claims = seen.setdefault(d[0], set())
+        t = int(claimed[i])
+        if d[2] > conf_threshold and t >= 0 and not truths[t][6] and t not in claims:
+            tp[i] = True
+        if t >= 0:
+            claims.add(t)
+    return tp
+
+
+# --------------------------------------------------------------------------------------------
+# darknet's own detections
+
+
+def read_comp4(prefix: Union[str, Path], names: Sequence[str]) -> List[Detection]:
+    """Detections darknet's `detector valid` wrote, both forks: <prefix><class name>.txt (e.g.
+    results/comp4_det_test_Circle.txt), lines `<image id> <prob> <x1> <y1> <x2> <y2>` in
+    1-based pixels (darknet adds 1 and clips to [1, w] / [1, h]); returned 0-based.
+    A class with no file is an InputError (darknet writes one per class, even empty)."""
+    found: List[Detection] = []
+    for k, name in enumerate(names):
+        path = Path(f"{prefix}{name}.txt")
+        try:
+            lines = path.read_text().splitlines()
+        except OSError as exc:
+            raise InputError(f"cannot read darknet's detections for class {name!r}: {exc.strerror}", str(path),
+                             "run `darknet detector valid` with the same .names (it writes one file per class)") from None
+        for number, line in enumerate(lines, 1):
+            fields = line.split()
+            if not fields:
+                continue
+            try:
+                if len(fields) != 6:
+                    raise ValueError(f"expected 6 fields, found {len(fields)}")
+                prob, x1, y1, x2, y2 = (float(v) for v in fields[1:])
+                if not all(math.isfinite(v) for v in (prob, x1, y1, x2, y2)):
+                    raise ValueError("a value is not finite")
+            except ValueError as exc:
+                raise InputError(f"not a detection line: {exc}", f"{path}:{number}",
+                                 "pass the files `detector valid` wrote, unedited") from None
+            found.append((fields[0], k, prob, x1 - 1, y1 - 1, x2 - 1, y2 - 1))
+    return found
+
+
+def comp4_box(x1: float, y1: float, x2: float, y2: float, width: int, height: int) -> Tuple[float, ...]:
+    """A box as darknet's print_detector_detections writes it, read back 0-based: clipped to
+    [0, w-1] x [0, h-1] (1-based [1, w]). Our detections pass through this to be compared with
+    darknet's own files on the same footing."""
+    return (max(x1, 0.0), max(y1, 0.0), min(x2, width - 1.0), min(y2, height - 1.0))

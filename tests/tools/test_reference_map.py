@@ -1,0 +1,106 @@
+"""evaluate's reference mode against darknet itself: the Debian darknet's `detector valid`
+detections and our own reference-mode detections of the same weights on the same images, both
+scored by the same code (model_tools.metrics, darknet's definitions): AP equal within 0.1 point
+per class. pjreddie's valid letterboxes, so both sides letterbox; PNG images keep the two JPEG
+decoders out of it."""
+import subprocess
+from pathlib import Path
+
+import cv2
+import pytest
+
+from model_tools import cfg as cfg_mod, dataset, evaluate, metrics, synth, weights as weights_mod
+
+DEMO = Path(__file__).resolve().parents[2] / "demo"
+
+
+@pytest.fixture(scope="module")
+def valid_set(tmp_path_factory):
+    root = tmp_path_factory.mktemp("refmap")
+    annotations = synth.generate(root / "synth", 40, seed=4242, progress=False)
+    lines = []
+    for line in annotations.read_text().splitlines():
+        name, *rest = line.split()
+        png = Path(name).with_suffix(".png").name
+        if not (root / "synth" / "images" / png).exists():
+            image = cv2.imread(str(root / "synth" / "images" / name))
+            cv2.imwrite(str(root / "synth" / "images" / png), image)
+        lines.append(" ".join([png, *rest]))
+    (root / "png.txt").write_text("\n".join(lines) + "\n")
+    names = (DEMO / "demo.names").read_text().split()
+    out = root / "ds"
+    dataset.build(dataset.import_flickr27(root / "png.txt", root / "synth" / "images"), out, names=names,
+                  ratios=(0.0, 1.0, 0.0), progress=False, name="demo")
+    return root, out, names
+
+
+def test_metrics_match_darknets_definitions_on_a_hand_made_case():
+    names = ["a", "b", "c"]  # "c" has no truth: darknet still divides by 3
+    truths = [("i1", 0, 0, 0, 10, 10, False), ("i1", 1, 20, 20, 30, 30, False)]
+    # image i1's box order: a low-score box claims the truth first, then a high-score one
+    dets = [("i1", 0, 0.1, 0, 0, 10, 10), ("i1", 0, 0.9, 0, 0, 10, 9), ("i1", 1, 0.8, 20, 20, 30, 30)]
+    ours = metrics.compute(dets, truths, names)
+    ref = metrics.compute(dets, truths, names, reference=True)
+    assert ours.map == pytest.approx(1.0) and ref.map == pytest.approx(2 / 3)
+    # at 0.25 ours: the 0.9 box is the TP; darknet: the 0.1 box claimed the truth first, so FP
+    assert (ours.classes[0].tp, ours.classes[0].fp) == (1, 0)
+    assert (ref.classes[0].tp, ref.classes[0].fp) == (0, 1)
+    assert ours.detections_count == 2 and ref.detections_count == 3
+    assert metrics.compute(dets, truths, names, points=11, reference=True).map == pytest.approx(2 / 3)
+
+
+@pytest.mark.darknet
+def test_reference_mode_equals_darknets_own_detections(valid_set, darknet_bin, tmp_path):
+    root, out, names = valid_set
+    data = tmp_path / "valid.data"
+    data.write_text(f"classes={len(names)}\ntrain={out / 'valid.txt'}\nvalid={out / 'valid.txt'}\n"
+                    f"names={out / 'demo.names'}\nbackup={tmp_path}\nresults={tmp_path / 'results'}\neval=voc\n")
+    (tmp_path / "results").mkdir()
+    ran = subprocess.run([darknet_bin, "detector", "valid", str(data), str(DEMO / "demo.cfg"),
+                          str(DEMO / "demo.weights")], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    theirs = metrics.read_comp4(tmp_path / "results" / "comp4_det_test_", names)
+
+    images, truths = evaluate.ground_truth(out / "valid.txt", names)
+    net = cfg_mod.load(DEMO / "demo.cfg")
+    loaded = weights_mod.read(DEMO / "demo.weights", net)
+    assert loaded.header.fork == "pjreddie"
+    ours, _ = evaluate.detect_reference(net, loaded, images, "letterbox", progress=False)
+    sizes = {p.stem: cv2.imread(str(p)).shape[1::-1] for p in images}
+    ours = [(i, k, s, *metrics.comp4_box(*box, *sizes[i])) for i, k, s, *box in ours]
+
+    m_theirs = metrics.compute(theirs, truths, names, reference=True)
+    m_ours = metrics.compute(ours, truths, names, reference=True)
+    assert len(theirs) > 50 and m_theirs.map > 0.3  # a model that detects, not an empty comparison
+    print("darknet", len(theirs), [round(100 * c.ap, 3) for c in m_theirs.classes], "ours", len(ours),
+          [round(100 * c.ap, 3) for c in m_ours.classes])
+    for a, b in zip(m_theirs.classes, m_ours.classes):
+        assert abs(a.ap - b.ap) <= 0.001, (a.name, a.ap, b.ap)
+    assert abs(m_theirs.map - m_ours.map) <= 0.001
+    assert abs(len(theirs) - len(ours)) <= max(2, len(theirs) // 100)
+
+
+def test_evaluate_cli_both_modes_one_pass_cached(valid_set, run_cli, tmp_path):
+    root, out, names = valid_set
+    data = out / "demo.data"
+    ev = tmp_path / "ev"
+    args = ("evaluate", str(data), str(DEMO / "demo.cfg"), "--weights", str(DEMO / "demo.weights"),
+            "--mode", "both", "--out", str(ev))
+    first = run_cli("model_tools", *args, "--no-plots")
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "device  reference" in first.stdout and "mAP@0.50" in first.stdout
+    assert not (ev / "map.png").exists()  # --no-plots
+    rows = evaluate.read_rows(ev / "evaluation.csv")
+    assert float(rows[0]["map"]) > 0.3 and float(rows[0]["ref_map"]) > 0.3
+    cached = sorted((ev / "models").rglob("detections-*.json"))
+    assert [p.name for p in cached] == ["detections-device.json", "detections-reference.json"]
+    stamps = [p.stat().st_mtime_ns for p in cached]
+    second = run_cli("model_tools", *args)  # same settings: detections reused, plots drawn after the numbers
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert [p.stat().st_mtime_ns for p in cached] == stamps
+    assert (ev / "map.png").exists() and (ev / "pr_curve.png").exists()
+    assert first.stdout.split("checkpoint")[0] == second.stdout.split("checkpoint")[0]
+    # another interpolation is another cache entry, not a stale hit
+    third = run_cli("model_tools", *args, "--no-plots", "--interpolation", "opencv-linear", "--mode", "device")
+    assert third.returncode == 0, third.stderr[-2000:]
+    assert len(list((ev / "models").rglob("detections-device.json"))) == 2
