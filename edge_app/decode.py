@@ -98,6 +98,16 @@ def _iou_matrix(boxes: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area[:, None] + area - inter, 1e-30)
 
 
+def _pair_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of a[k] with b[k] for each row k: _iou_matrix's arithmetic, for chosen pairs only."""
+    iw = np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0])
+    ih = np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1])
+    inter = np.maximum(iw, 0) * np.maximum(ih, 0)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a + area_b - inter, 1e-30)
+
+
 def _greedy(over: np.ndarray) -> np.ndarray:
     """Keep-mask of greedy suppression in score order: box i, if still kept, drops every later
     box j with over[i, j]. A suppressed box suppresses nothing (darknet skips boxes whose prob
@@ -109,8 +119,10 @@ def _greedy(over: np.ndarray) -> np.ndarray:
     return keep
 
 
-# Up to this many candidates one masked pairwise matrix beats a Python loop over classes.
+# Up to this many candidates one masked pairwise matrix beats a Python loop over classes; up to
+# _DENSE_MAX the IoU of every pair is cheaper than choosing the same-class pairs first.
 _SINGLE_MATRIX_MAX = 400
+_DENSE_MAX = 64
 
 
 def nms(c: Candidates, threshold: float) -> np.ndarray:
@@ -118,11 +130,20 @@ def nms(c: Candidates, threshold: float) -> np.ndarray:
     order = np.argsort(-c.score, kind="stable")
     if len(c) < 2 or threshold <= 0:
         return order
-    if len(c) <= _SINGLE_MATRIX_MAX:
+    if len(c) <= _DENSE_MAX:  # a few boxes: the whole matrix costs less than picking pairs
         ranked = c.take(order)
         over = _iou_matrix(ranked.boxes) > threshold
         over &= ranked.class_id[:, None] == ranked.class_id  # classes never suppress each other
         np.fill_diagonal(over, False)
+        return order[_greedy(over)]
+    if len(c) <= _SINGLE_MATRIX_MAX:
+        ranked = c.take(order)
+        # IoU only where it can matter: a box and a later one of its class (classes never
+        # suppress each other); at low thresholds most pairs are of different classes
+        first, second = np.nonzero(np.triu(ranked.class_id[:, None] == ranked.class_id, 1))
+        hit = _pair_iou(ranked.boxes[first], ranked.boxes[second]) > threshold
+        over = np.zeros((len(c), len(c)), bool)
+        over[first[hit], second[hit]] = True
         return order[_greedy(over)]
     # many candidates (evaluation at threshold 0.005): one class at a time
     by_class = np.lexsort((-c.score, c.class_id))
