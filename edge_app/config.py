@@ -81,7 +81,7 @@ class EventsConfig:
     enabled: bool = True  # track objects; events on <prefix>/<device>/events, counts retained
     iou_threshold: float = 0.3  # a detection continues a track when IoU with its predicted box >= this
     max_missed: int = 5  # frames an object may go undetected before it ends
-    min_hits: int = 3  # consecutive frames an object must be seen in before `new` (brief false positives never are)
+    min_hits: int = 5  # consecutive frames an object must be seen in before `new` (brief false positives never are)
     update_interval: float = 5.0  # seconds between `update` events of one object at most
     qos: int = 1
 

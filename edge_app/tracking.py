@@ -1,5 +1,5 @@
 """Detections linked across frames into tracked objects: a small IoU tracker with a
-constant-velocity prediction, in numpy only.
+constant-velocity prediction, in plain Python.
 
 Why not a library. The maintained trackers were checked for what a 1 GB Raspberry Pi 3B+
 on Raspberry Pi OS Bullseye armhf can carry (numpy 1.19 and OpenCV from apt, no armv7 wheels
@@ -29,37 +29,28 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import numpy as np
-
 from edge_app.detection import Detection
 
 Box = Tuple[float, float, float, float]
 
 
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box in a (N x 4, x1 y1 x2 y2) with every box in b (M x 4): N x M."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+def iou(a: Box, b: Box) -> float:
+    """Intersection over union of two (x1, y1, x2, y2) boxes. Plain Python: with a handful of
+    objects per frame it is several times faster than numpy's per-call overhead."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
 
 
-def greedy_match(iou: np.ndarray, threshold: float) -> List[Tuple[int, int]]:
-    """(row, column) pairs, best IoU first, each row and column used once, IoU >= threshold."""
-    if iou.size == 0:
-        return []
-    rows, cols = np.nonzero(iou >= threshold)
-    order = np.argsort(-iou[rows, cols], kind="stable")
+def greedy_match(candidates: List[Tuple[float, int, int]], threshold: float) -> List[Tuple[int, int]]:
+    """(row, column) pairs from (overlap, row, column) candidates, best overlap first, each row
+    and column used once, overlap >= threshold. Ties keep the candidates' order."""
     used_r, used_c, pairs = set(), set(), []
-    for k in order:
-        r, c = int(rows[k]), int(cols[k])
+    for overlap, r, c in sorted((x for x in candidates if x[0] >= threshold), key=lambda x: -x[0]):
         if r not in used_r and c not in used_c:
             used_r.add(r)
             used_c.add(c)
@@ -108,7 +99,7 @@ class TrackerUpdate:
 
 
 class Tracker:
-    def __init__(self, iou_threshold: float = 0.3, max_missed: int = 5, min_hits: int = 3,
+    def __init__(self, iou_threshold: float = 0.3, max_missed: int = 5, min_hits: int = 5,
                  velocity_smoothing: float = 0.5):
         if not 0 < iou_threshold <= 1:
             raise ValueError("iou_threshold must be in (0, 1]")
@@ -135,23 +126,27 @@ class Tracker:
         result = TrackerUpdate()
         matched_tracks: set = set()
         matched_dets: set = set()
-        # confirmed tracks choose first, tentative ones get what is left: a duplicate box
-        # next to an object (the detector's second guess) must not steal the object's track
-        for confirmed in (True, False):
-            for label in sorted({d.label for d in detections}):
-                t_index = [i for i, t in enumerate(self.tracks)
-                           if t.label == label and t.confirmed == confirmed]
-                d_index = [j for j, d in enumerate(detections) if d.label == label and j not in matched_dets]
-                if not t_index or not d_index:
-                    continue
-                predicted = np.array([self.tracks[i].predicted(frame) for i in t_index], dtype=float)
-                boxes = np.array([(detections[j].x1, detections[j].y1, detections[j].x2, detections[j].y2)
-                                  for j in d_index], dtype=float)
-                for r, c in greedy_match(iou_matrix(predicted, boxes), self.iou_threshold):
-                    track, det = self.tracks[t_index[r]], detections[d_index[c]]
-                    self._absorb(track, det, frame, timestamp, result)
-                    matched_tracks.add(t_index[r])
-                    matched_dets.add(d_index[c])
+        if self.tracks and detections:
+            boxes = [(d.x1, d.y1, d.x2, d.y2) for d in detections]
+            # confirmed tracks choose first, tentative ones get what is left: a duplicate box
+            # next to an object (the detector's second guess) must not steal the object's track
+            for confirmed in (True, False):
+                candidates = []
+                for i, track in enumerate(self.tracks):
+                    if track.confirmed != confirmed:
+                        continue
+                    predicted = track.predicted(frame)
+                    for j, det in enumerate(detections):
+                        if j in matched_dets or det.label != track.label:
+                            continue
+                        # the better of the predicted and the last box: the prediction carries a
+                        # fast object over missed frames, the last box keeps a slow one whose
+                        # velocity a badly placed detection has thrown off
+                        candidates.append((max(iou(predicted, boxes[j]), iou(track.box, boxes[j])), i, j))
+                for i, j in greedy_match(candidates, self.iou_threshold):
+                    self._absorb(self.tracks[i], detections[j], frame, timestamp, result)
+                    matched_tracks.add(i)
+                    matched_dets.add(j)
         survivors = []
         for i, track in enumerate(self.tracks):
             if i not in matched_tracks:

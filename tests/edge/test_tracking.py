@@ -1,31 +1,26 @@
 """The IoU tracker as pure functions: matching, confirmation, misses, ids, velocity."""
-import numpy as np
 import pytest
 
 from edge_app.detection import Detection
-from edge_app.tracking import Tracker, greedy_match, iou_matrix, track_state
+from edge_app.tracking import Tracker, greedy_match, iou, track_state
 
 
 def det(label, x, y, size=40, conf=0.8, class_id=0):
     return Detection(class_id, label, conf, x, y, x + size, y + size)
 
 
-def test_iou_matrix_known_values():
-    a = np.array([[0, 0, 10, 10], [20, 20, 30, 30]], dtype=float)
-    b = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [100, 100, 110, 110]], dtype=float)
-    m = iou_matrix(a, b)
-    assert m.shape == (2, 3)
-    assert m[0, 0] == pytest.approx(1.0)
-    assert m[0, 1] == pytest.approx(50 / 150)
-    assert m[0, 2] == 0 and m[1].max() == 0
-    assert iou_matrix(np.zeros((0, 4)), b).shape == (0, 3)
+def test_iou_known_values():
+    assert iou((0, 0, 10, 10), (0, 0, 10, 10)) == pytest.approx(1.0)
+    assert iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(50 / 150)
+    assert iou((0, 0, 10, 10), (10, 0, 20, 10)) == 0.0  # touching is not overlapping
+    assert iou((0, 0, 10, 10), (100, 100, 110, 110)) == 0.0
 
 
 def test_greedy_match_takes_best_pairs_once():
-    iou = np.array([[0.9, 0.8], [0.85, 0.1]])
-    pairs = greedy_match(iou, 0.3)
-    assert pairs == [(0, 0)]  # row 1's only candidate >= 0.3 is column 0, already taken
-    assert greedy_match(np.array([[0.2]]), 0.3) == []
+    candidates = [(0.9, 0, 0), (0.8, 0, 1), (0.85, 1, 0), (0.1, 1, 1)]
+    assert greedy_match(candidates, 0.3) == [(0, 0)]  # row 1's only candidate >= 0.3 is taken
+    assert greedy_match([(0.2, 0, 0)], 0.3) == []
+    assert sorted(greedy_match([(0.5, 0, 1), (0.6, 1, 0), (0.4, 0, 0)], 0.3)) == [(0, 1), (1, 0)]
 
 
 def test_moving_object_keeps_its_id_through_two_missed_frames():

@@ -1,9 +1,13 @@
 """The README's main-job command, run exactly as documented: its detections on the held-out
-demo clip must match the clip's ground truth (precision and recall >= 0.9 at IoU 0.5)."""
+demo clip must match the clip's ground truth (precision and recall >= 0.9 at IoU 0.5), and its
+tracked-object events must give one `new` and one `end` per object appearance with an id that
+stays while the object is visible (>= 0.95 of appearances, <= 0.05 spurious tracks), with the
+best frame of each object saved as a JPEG to look at."""
 import json
 import subprocess
 
 from tests.conftest import REPO
+from tests.edge.event_scoring import score as score_events
 
 
 def iou(a, b):
@@ -48,3 +52,14 @@ def test_main_job_as_documented():
     precision, recall = tp / max(tp + fp, 1), tp / max(tp + fn, 1)
     print(f"main job on the demo clip: TP {tp}, FP {fp}, FN {fn}: precision {precision:.3f}, recall {recall:.3f}")
     assert precision >= 0.9 and recall >= 0.9
+
+    # tracked-object events (written by the same run)
+    events = [json.loads(line) for line in (REPO / "out/demo/events.jsonl").read_text().splitlines()]
+    result = score_events(events, truth)
+    print(f"main job events: {result}")
+    assert result["recall"] >= 0.95 and result["spurious_ratio"] <= 0.05, result
+    assert "event new" in out and "event end" in out
+    snapshots = sorted((REPO / "out/demo/snapshots").glob("*.jpg"))
+    assert len(snapshots) == result["tracks"]  # the best frame of every object
+    import cv2
+    assert all(cv2.imread(str(p)) is not None for p in snapshots)
