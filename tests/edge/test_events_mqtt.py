@@ -2,6 +2,11 @@
 subscriber receives Home Assistant discovery configs, events, counts and snapshots, and they
 validate against the JSON Schemas and the discovery rules from Home Assistant's documentation."""
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
 import time
 
 import cv2
@@ -43,6 +48,9 @@ def test_discovery_events_and_snapshots_through_a_real_broker(demo_clip, broker,
     gone = "homeassistant/sensor/pi-test/Gone_count/config"
     publish.single(gone, json.dumps({"name": "Gone count", "unique_id": "x", "state_topic": "a"}), qos=1,
                    retain=True, hostname="127.0.0.1", port=broker.port)
+    watch = subprocess.Popen([sys.executable, "-m", "edge_app", "watch", "--port", str(broker.port),
+                              "--host", "127.0.0.1", "--events-only"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)))
     daemon = daemon_factory(config_toml(DEMO_MODEL, demo_clip, broker.port, detect={"confidence": 0.4},
                                         source={"realtime": True},  # 3 s: stats go out too
                                         snapshots={"min_interval": 0.0, "max_bytes": 40000}))
@@ -88,3 +96,14 @@ def test_discovery_events_and_snapshots_through_a_real_broker(demo_clip, broker,
         camera = json.loads(configs[f"homeassistant/camera/pi-test/{label}_snapshot/config"])
         assert camera["topic"] == f"edge-vision/pi-test/{label}/snapshot"
     assert any(e["after"]["has_snapshot"] for e in events if e["type"] == "end")
+
+    # `edge-app watch --events-only` showed them readably, without per-frame detections
+    watch.send_signal(signal.SIGINT)
+    out, err = watch.communicate(timeout=30)
+    assert watch.returncode == 0, err
+    lines = out.splitlines()
+    assert sum(" event new " in line for line in lines) == len(new), out
+    assert sum(" event end " in line for line in lines) == len(end), out
+    assert any("snapshot of" in line and "bytes JPEG" in line for line in lines), out
+    assert any("in view:" in line for line in lines)
+    assert not any(re.match(r"^\S+ frame \d+:", line) for line in lines), "per-frame detections shown"

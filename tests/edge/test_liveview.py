@@ -2,7 +2,6 @@
 headless chromium (page, stream with boxes, a screenshot kept in the test's tmp dir), and a
 stalled viewer that connects and never reads."""
 import json
-import os
 import shutil
 import socket
 import subprocess
