@@ -9,7 +9,7 @@ Cost on the pipeline: the sink runs in the output thread; with nobody watching i
 once (no drawing, no JPEG). With viewers it draws and encodes each frame once (at most
 live.max_fps per second) and drops the JPEG into every viewer's one-frame slot, overwriting
 what that viewer has not taken yet: a slow or stalled viewer loses frames, it never makes the
-pipeline wait or memory grow. Each viewer is served by its own thread, which gives up after
+pipeline wait or memory grow. When no viewer has taken its last frame, nothing is encoded. Each viewer is served by its own thread, which gives up after
 a send blocked for SEND_TIMEOUT seconds.
 """
 from __future__ import annotations
@@ -111,6 +111,7 @@ class LiveView:
         self.encoded = 0  # frames drawn and encoded (only while someone watches)
         self.offered = 0  # frames the sink was called with
         self._dropped_gone = 0
+        self._skipped = 0  # frames not encoded because every viewer's slot was full
         self.server: Optional[ThreadingHTTPServer] = None
         self._thread: Optional[threading.Thread] = None
 
@@ -124,10 +125,15 @@ class LiveView:
         if now - self._last_encode < 1.0 / self.cfg.max_fps:
             return
         self._last_encode = now
-        data = encode_jpeg(annotate_detections(frame.image, detections), self.cfg.quality)
-        self.encoded += 1
         with self._lock:
             slots = list(self._slots)
+        if all(slot.depth for slot in slots):
+            # every viewer still has an untaken frame (stalled or slow): this one would only
+            # replace it, so it is dropped for them before any drawing or encoding
+            self._skipped += 1
+            return
+        data = encode_jpeg(annotate_detections(frame.image, detections), self.cfg.quality)
+        self.encoded += 1
         for slot in slots:
             slot.put(data)
 
@@ -138,7 +144,7 @@ class LiveView:
     def dropped(self) -> int:
         """Frames overwritten in a viewer's slot before it took them (slow viewers)."""
         with self._lock:
-            return self._dropped_gone + sum(s.replaced for s in self._slots)
+            return self._dropped_gone + self._skipped + sum(s.replaced for s in self._slots)
 
     def slot_depths(self) -> List[int]:
         with self._lock:

@@ -41,7 +41,9 @@ class ObjectsSink:
         self.folder = (SnapshotFolder(snapshots.folder, int(snapshots.folder_max_mb * 1e6),
                                       snapshots.folder_max_files)
                        if snapshots.enabled and snapshots.folder else None)
-        self.best: Dict[int, Tuple[Any, Track]] = {}  # track id -> (frame image, track) of its best frame
+        # track id -> (frame image, track) of its best frame; a reference, not a copy: every
+        # capture source returns a fresh array per frame (capture.py), never a reused buffer
+        self.best: Dict[int, Tuple[Any, Track]] = {}
         self.pending: Set[int] = set()  # confirmed tracks whose best frame is not yet published
         self.next_snapshot: Dict[str, float] = {}
         self.last_counts: Optional[Dict[str, int]] = None
