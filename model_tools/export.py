@@ -150,6 +150,21 @@ def default_resize_mode(net: Network, weights: Weights) -> str:
     return "letterbox" if net.letter_box or weights.header.fork == "pjreddie" else "resize"
 
 
+def bundle_darknet(cfg_path: str, weights_path: str, folder: Path, stem: str) -> Dict:
+    """Copy the darknet cfg + weights beside the IR: the device's OpenCV-DNN engine (no
+    OpenVINO, or no usable plugin) reads them. Returns their metadata entry."""
+    names = {"cfg": f"{stem}.darknet.cfg", "weights": f"{stem}.darknet.weights"}
+    shutil.copyfile(cfg_path, folder / names["cfg"])
+    shutil.copyfile(weights_path, folder / names["weights"])
+    return {**names, "cfg_sha256": sha256_file(folder / names["cfg"]),
+            "weights_sha256": sha256_file(folder / names["weights"])}
+
+
+def darknet_files(data: Dict) -> List[str]:
+    darknet = data.get("darknet")
+    return [darknet["cfg"], darknet["weights"]] if darknet else []
+
+
 def export(net: Network, weights: Weights, names: List[str], out_dir: Union[str, Path], *,
            fp16: bool = True, resize_mode: Optional[str] = None, interpolation: str = "darknet",
            cfg_path: str = "",
@@ -205,10 +220,12 @@ def export(net: Network, weights: Weights, names: List[str], out_dir: Union[str,
                        "weights_sha256": sha256_file(weights_path) if weights_path else None,
                        "darknet_fork": weights.header.fork, "seen": weights.header.seen},
         }
+        if cfg_path and weights_path:
+            data["darknet"] = bundle_darknet(cfg_path, weights_path, tmp, stem)
         meta.validate(data, "export")  # the contract the edge will check, checked here first
         # drop the old metadata first: no moment where it describes IR files it did not hash
         (out_dir / f"{stem}.json").unlink(missing_ok=True)
-        for name in (f"{stem}.xml", f"{stem}.bin"):
+        for name in (f"{stem}.xml", f"{stem}.bin", *darknet_files(data)):
             os.replace(tmp / name, out_dir / name)
         # strict JSON: NaN or Infinity never reach a reader (validate refused them already)
         write_text(out_dir / f"{stem}.json", json.dumps(data, indent=2, allow_nan=False) + "\n")
