@@ -146,6 +146,10 @@ def cmd_check(args) -> int:
     print(f"config {config.path}: ok")
     for section, values in config.describe().items():
         print(f"  [{section}] " + ", ".join(f"{k}={v!r}" for k, v in values.items()))
+    from edge_app.runtime_report import openvino_report
+
+    for line in openvino_report().lines():
+        print(f"runtime: {line}")
     failures = 0
     checks = [("model", lambda: _model_report(load_detector(config))),
               ("source", lambda: check_source(config.source))]

@@ -24,8 +24,11 @@ else:  # Python 3.9/3.10 on the Pi
 @dataclass(frozen=True)
 class ModelConfig:
     path: str = ""  # export folder or its .json metadata (required)
+    engine: str = "openvino"  # or "opencv": OpenCV DNN on the CPU, no OpenVINO (darknet files)
     device: str = "MYRIAD"
-    fallback: str = "CPU"  # device used when `device` is absent; "" refuses to start instead
+    # used when `device` is absent: an OpenVINO device, then the OpenCV engine when OpenVINO
+    # cannot run the model at all; "opencv" goes straight there; "" refuses to start instead
+    fallback: str = "CPU"
     requests: int = 0  # parallel infer requests; 0 = the device's optimum (4 on MYRIAD)
 
 
@@ -173,6 +176,7 @@ class Config:
 
 SECTIONS = ("model", "detect", "source", "mqtt", "service", "events", "snapshots", "discovery", "live")
 CHOICES = {
+    ("model", "engine"): ("openvino", "opencv"),
     ("source", "kind"): ("auto", "picamera2", "opencv", "directory"),
     ("mqtt", "publish"): ("every", "detections", "changes"),
     ("mqtt", "qos"): (0, 1, 2),

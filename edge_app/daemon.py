@@ -32,19 +32,37 @@ MYRIAD_REQUESTS = 4  # the NCS2's optimum: 2 executors x 2 requests
 
 
 def load_detector(config: Config) -> Detector:
-    """The model on the configured device, or on the fallback device, said loudly."""
+    """The model on the configured engine and device, or on the fallbacks, said loudly:
+    model.device → model.fallback (an OpenVINO device) → the OpenCV-DNN engine on the CPU when
+    OpenVINO cannot run the model here at all (not installed, no usable device)."""
     m, d = config.model, config.detect
     conf = d.confidence if d.confidence >= 0 else None
     nms = d.nms if d.nms >= 0 else None
+    if m.engine == "opencv":
+        log.warning("*** model.engine = \"opencv\": OpenCV DNN on the CPU, no OpenVINO, no NCS2 ***")
+        return Detector(m.path, "CPU", conf, nms, engine="opencv")
     try:
         return Detector(m.path, m.device, conf, nms, hint="THROUGHPUT")
     except InputError as exc:
-        if exc.where != "device" or not m.fallback or m.fallback == m.device:
+        if exc.where not in ("device", "python environment") or not m.fallback:
             raise
+        problem = exc
+    if problem.where == "device" and m.fallback not in ("opencv", m.device):
         log.warning("*** device %s is not available (%s); FALLING BACK to %s as model.fallback "
                     "says. Set model.fallback = \"\" to refuse to start instead. ***",
-                    m.device, exc.what, m.fallback)
-        return Detector(m.path, m.fallback, conf, nms, hint="THROUGHPUT")
+                    m.device, problem.what, m.fallback)
+        try:
+            return Detector(m.path, m.fallback, conf, nms, hint="THROUGHPUT")
+        except InputError as exc:
+            if exc.where != "device":
+                raise
+            problem = exc
+    from edge_app.runtime_report import openvino_report
+
+    log.warning("*** OpenVINO cannot run the model here (%s; %s); FALLING BACK to the OpenCV-DNN "
+                "engine on the CPU, much slower than the NCS2. Set model.fallback = \"\" to refuse "
+                "to start instead. ***", problem.what, openvino_report().verdict or "no device")
+    return Detector(m.path, "CPU", conf, nms, engine="opencv")
 
 
 def request_count(config: Config, detector: Detector) -> int:
@@ -187,6 +205,7 @@ class Daemon:
             "version": __version__,
             "uptime_s": round(time.monotonic() - self.started, 1),
             "device": self.detector.adapter.device,
+            "engine": f"{self.detector.adapter.runtime} {self.detector.adapter.version}",
             "fps": round(out.fps(), 2),
             "frames": {"captured": cap.frames, "processed": out.processed,
                        "dropped": cap.mailbox.dropped},

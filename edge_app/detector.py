@@ -25,9 +25,11 @@ class Detector:
 
     def __init__(self, model: Union[str, Path], device: str = "CPU",
                  conf_threshold: Optional[float] = None, nms_threshold: Optional[float] = None,
-                 hint: Optional[str] = None, adapter: Optional[InferenceAdapter] = None):
+                 hint: Optional[str] = None, adapter: Optional[InferenceAdapter] = None,
+                 engine: str = "openvino"):
         self.info = metadata.load(model)
-        self.adapter = adapter if adapter is not None else open_adapter(self.info, device, hint)
+        self.adapter = adapter if adapter is not None else \
+            open_adapter(self.info, device, hint, engine)
         self.spec = RegionSpec.from_info(self.info)
         self.conf_threshold = self.info.conf_threshold if conf_threshold is None else conf_threshold
         self.nms_threshold = self.info.nms_threshold if nms_threshold is None else nms_threshold

@@ -11,13 +11,17 @@ Debian's python3-opencv (4.5.1 on Bullseye) has readNetFromDarknet; nothing else
 from __future__ import annotations
 
 import hashlib
+import queue
+import threading
+import time
 from pathlib import Path
-from typing import Tuple
+from typing import Any, Optional, Tuple
 
 import numpy as np
 
 from edge_app.errors import InputError
 from edge_app.metadata import ModelInfo
+from edge_app.runtime import InferenceAdapter
 
 RUNTIME = "OpenCV DNN"
 
@@ -89,3 +93,49 @@ class OpenCVNet:
             raise InputError(f"the darknet model gives output {tuple(out.shape)}, the metadata "
                              f"says {self.expected_shape}", "darknet cfg", "re-export the model")
         return out.copy()
+
+
+
+class OpenCVAdapter(InferenceAdapter):
+    """The OpenCV-DNN network behind the one adapter interface. OpenCV's forward() is
+    synchronous and already uses every core, so one request runs at a time, on a worker thread
+    whose completion calls back as OpenVINO's do."""
+
+    runtime = RUNTIME
+
+    def __init__(self, info: ModelInfo):
+        super().__init__()
+        self.info = info
+        self.net = OpenCVNet(info)
+        self.device = "CPU"
+        self.version = self.net.version
+        self.source = "darknet cfg + weights"
+        self._lock = threading.Lock()
+        self._jobs: "queue.Queue" = queue.Queue()
+        self._worker: Optional[threading.Thread] = None
+
+    def infer(self, tensor: np.ndarray) -> np.ndarray:
+        with self._lock:
+            return self.net.forward(tensor)
+
+    def optimal_requests(self) -> int:
+        return 1
+
+    def _open(self, requests: int) -> int:
+        if self._worker is None:
+            self._worker = threading.Thread(target=self._work, name="opencv-dnn", daemon=True)
+            self._worker.start()
+        return 1
+
+    def _start(self, tensor: np.ndarray, userdata: Any) -> None:
+        self._jobs.put((tensor, userdata))
+
+    def _work(self) -> None:
+        while True:
+            tensor, userdata = self._jobs.get()
+            cpu_start = time.thread_time()
+            try:
+                output, error = self.infer(tensor), None
+            except BaseException as exc:  # handed to the callback, never lost
+                output, error = None, exc
+            self._finish(userdata, output, error, cpu_start)

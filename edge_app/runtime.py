@@ -152,8 +152,9 @@ def openvino_api():
         from openvino.runtime import AsyncInferQueue, Core, get_version
     except ImportError:
         raise InputError("OpenVINO is not installed", "python environment",
-                         "on the Pi: source the 2022.3 runtime's setupvars.sh; elsewhere: "
-                         "pip install openvino") from None
+                         "on the Pi: install the 2022.1 Raspbian runtime (docs/ncs2-runtimes.md) "
+                         "and start edge-app through /opt/edge-app/run.sh, or set model.engine "
+                         "= \"opencv\"; elsewhere: pip install openvino") from None
     return Core, AsyncInferQueue, get_version()
 
 
@@ -244,6 +245,15 @@ class OpenVINOAdapter(InferenceAdapter):
         return done
 
 
-def open_adapter(info: ModelInfo, device: str = "CPU", hint: Optional[str] = None) -> InferenceAdapter:
-    """The adapter for this model on this device: the one place that picks the runtime."""
+ENGINES = ("openvino", "opencv")
+
+
+def open_adapter(info: ModelInfo, device: str = "CPU", hint: Optional[str] = None,
+                 engine: str = "openvino") -> InferenceAdapter:
+    """The adapter for this model on this device: the one place that picks the runtime.
+    engine "opencv": OpenCV DNN on the CPU from the bundle's darknet files, no OpenVINO
+    (edge_app/opencv_dnn.py); `device` and `hint` do not apply."""
+    if engine == "opencv":
+        from edge_app.opencv_dnn import OpenCVAdapter
+        return OpenCVAdapter(info)
     return OpenVINOAdapter(info, device, hint=hint)
