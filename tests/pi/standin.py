@@ -26,7 +26,7 @@ def archive(path: Path, top: str, plugins: Iterable[str], arch: str = "armv7l") 
     entries = {f"{top}/setupvars.sh": SETUPVARS.encode()}
     xml = "".join(f'  <plugin name="{name}" location="{lib}"/>\n' for name, lib in
                   ((p.split("_")[-2].upper() if p.startswith("libopenvino_") else p, p)
-                   for p in plugins))
+                   for p in plugins if "lugin" in p))
     entries[f"{top}/runtime/lib/{arch}/plugins.xml"] = \
         f"<ie>\n <plugins>\n{xml} </plugins>\n</ie>\n".encode()
     for lib in plugins:
@@ -43,5 +43,6 @@ def archive(path: Path, top: str, plugins: Iterable[str], arch: str = "armv7l") 
 # what the real archives hold (docs/ncs2-runtimes.md): 2022.3 armhf has the ARM CPU plugin and
 # no MYRIAD; the 2022.1 Raspbian runtime has MYRIAD
 PLUGINS_2022_3_ARMHF = ("libopenvino_arm_cpu_plugin.so", "libopenvino_auto_plugin.so")
-PLUGINS_2022_1_RASPBIAN = ("libopenvino_intel_myriad_plugin.so", "libopenvino_hetero_plugin.so")
-PLUGINS_2021_4_RASPBIAN = ("libmyriadPlugin.so", "libHeteroPlugin.so")
+PLUGINS_2022_1_RASPBIAN = ("libopenvino.so", "libopenvino_intel_myriad_plugin.so",
+                           "libopenvino_hetero_plugin.so")
+PLUGINS_2021_4_RASPBIAN = ("libinference_engine.so", "libmyriadPlugin.so", "libHeteroPlugin.so")
