@@ -7,13 +7,22 @@ images and at least 6000; steps at 80% and 90% of max_batches.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple, Union
 
 from edge_app.errors import InputError
 
-# anchors of yolov2-tiny-voc, in 13x13 grid cells
+# anchors of yolov2-tiny-voc, in cells of its 13x13 grid (416x416 input)
 DEFAULT_ANCHORS = (1.08, 1.19, 3.42, 4.41, 6.63, 11.38, 9.42, 5.11, 16.62, 10.52)
+DEFAULT_GRID = 13
+
+
+def default_anchors(width: int, height: int) -> Tuple[float, ...]:
+    """yolov2-tiny-voc's anchors for another input size: the same share of the image, in this
+    grid's cells (at 160x128 the widest is 6.4 cells of 5, not 16.6)."""
+    sx, sy = (width / 32) / DEFAULT_GRID, (height / 32) / DEFAULT_GRID
+    return tuple(round(a * (sx if i % 2 == 0 else sy), 4) for i, a in enumerate(DEFAULT_ANCHORS))
 TINY_FILTERS = (16, 32, 64, 128, 256, 512, 1024, 1024)
 
 
@@ -29,7 +38,7 @@ class TinySpec:
     width: int = 416
     height: int = 416
     width_multiplier: float = 1.0  # 0.5 halves every layer's filters
-    anchors: Sequence[float] = DEFAULT_ANCHORS
+    anchors: Optional[Sequence[float]] = None  # grid cells; None: default_anchors(width, height)
     batch: int = 64
     subdivisions: int = 8
     learning_rate: float = 0.001
@@ -52,7 +61,7 @@ class TinySpec:
                 raise InputError(f"{name}={value} is not a positive multiple of 32 (Tiny YOLOv2 "
                                  "downsamples by 32)", f"--{name}",
                                  f"use {max(32, round(value / 32) * 32)}")
-        if len(self.anchors) % 2 or not self.anchors:
+        if self.anchors is not None and (len(self.anchors) % 2 or not self.anchors):
             raise InputError(f"{len(self.anchors)} anchor values: need width,height pairs", "--anchors")
         if self.batch % self.subdivisions:
             raise InputError(f"batch={self.batch} is not divisible by subdivisions={self.subdivisions}",
@@ -69,6 +78,8 @@ def _filters(base: int, multiplier: float) -> int:
 
 def tiny_yolov2(spec: TinySpec) -> str:
     """cfg text for the spec (validated first)."""
+    if spec.anchors is None:
+        spec = replace(spec, anchors=default_anchors(spec.width, spec.height))
     spec.validate()
     num = len(spec.anchors) // 2
     max_batches, steps = spec.max_batches, spec.steps
@@ -163,3 +174,29 @@ def to_region(text: str, path: str = "<cfg>") -> str:
               f"classes={head.int('classes', 20)}", "coords=4", f"num={num}", "softmax=0",
               "# converted from the [yolo] training head by model-tools (logistic classes)"]
     return "\n".join(lines[:start] + region) + "\n"
+
+
+def convert(train_cfg: Union[str, Path], out_cfg: Union[str, Path], weights: Union[str, Path, None] = None,
+            out_weights: Union[str, Path, None] = None) -> str:
+    """`model-tools convert` and the pipeline's cfg step: write the deployable [region] cfg of a
+    [yolo]-head training cfg; with weights, check they fit it and copy them (the layers with
+    weights are the same, so the trained file is the converted model's file). Returns the cfg text."""
+    from edge_app.atomic import atomic_path, write_text
+    from model_tools import cfg as cfg_mod, weights as weights_mod
+
+    train_cfg = Path(train_cfg)
+    try:
+        text = train_cfg.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read the training cfg: {exc}", str(train_cfg), "give a darknet .cfg") from None
+    region = to_region(text, str(train_cfg))
+    if weights is not None:
+        net = cfg_mod.plan(cfg_mod.parse_text(region, str(out_cfg)), str(out_cfg))
+        loaded = weights_mod.read(weights, net)  # raises a clear error when they do not fit
+        if out_weights is None:
+            raise InputError("converting weights needs a file to write them to", "--weights-out",
+                             "give --weights-out OUT.weights")
+        with atomic_path(out_weights) as tmp:
+            Path(tmp).write_bytes(loaded.to_bytes())
+    write_text(out_cfg, region)
+    return region

@@ -120,14 +120,23 @@ def cmd_cfg(args) -> int:
     from edge_app.atomic import write_text
     from model_tools import cfggen
 
-    anchors = [float(v) for v in args.anchors.split(",")] if args.anchors else list(cfggen.DEFAULT_ANCHORS)
+    anchors = [float(v) for v in args.anchors.split(",")] if args.anchors else None
     spec = cfggen.TinySpec(classes=args.classes, width=args.width, height=args.height,
                            width_multiplier=args.width_multiplier, anchors=anchors, batch=args.batch,
                            subdivisions=args.subdivisions, max_batches=args.max_batches or None,
                            train_images=args.train_images, learning_rate=args.learning_rate,
-                           burn_in=args.burn_in)
+                           burn_in=args.burn_in, head=args.head)
     write_text(args.out, cfggen.tiny_yolov2(spec))
-    print(f"wrote {args.out}")
+    print(f"wrote {args.out}" + (" (a [yolo] training head: `model-tools convert` makes the deployable "
+                                 "[region] model of its checkpoints)" if args.head == "yolo" else ""))
+    return 0
+
+
+def cmd_convert(args) -> int:
+    from model_tools import cfggen
+
+    cfggen.convert(args.train_cfg, args.out_cfg, args.weights, args.weights_out)
+    print(f"wrote {args.out_cfg}" + (f" and {args.weights_out}" if args.weights else ""))
     return 0
 
 
@@ -155,10 +164,30 @@ def cmd_anchors(args) -> int:
     return 0
 
 
+def _darknet_flags(args) -> List[str]:
+    """-map/-dont_show/-gpus/--darknet-arg as darknet flags, checked against the chosen fork."""
+    from model_tools import train
+
+    return train.darknet_flags(train.find_darknet(args.darknet), args.map, args.dont_show, args.gpus or "",
+                               args.darknet_arg or ())
+
+
+def _stopped(what: str) -> int:
+    import sys
+
+    print(f"\n{what} stopped (darknet with it); run the same command again to resume", file=sys.stderr)
+    return 130
+
+
 def cmd_train(args) -> int:
     from model_tools import plots, train
 
-    result = train.train(args.data, args.cfg, args.weights, args.darknet, args.workdir, resume=not args.no_resume)
+    try:
+        result = train.train(args.data, args.cfg, args.weights, args.darknet, args.workdir,
+                             resume=not args.no_resume, extra_args=_darknet_flags(args),
+                             darknet_cwd=args.darknet_cwd)
+    except KeyboardInterrupt:
+        return _stopped("training")
     if result.rows:
         plots.training(result.rows, args.workdir)
     last = result.rows[-1] if result.rows else None
@@ -198,12 +227,13 @@ def cmd_evaluate(args) -> int:
     if args.weights:
         checkpoints = [Path(w) for w in args.weights]
     else:
-        from model_tools.train import checkpoint_base
+        from model_tools.train import backup_dir, checkpoint_base
 
-        checkpoints = evaluate.list_checkpoints(args.backup or data.get("backup", "backup"),
-                                                checkpoint_base(args.train_cfg or args.cfg))
+        # backup= is read as `model-tools train` reads it: from the folder darknet runs in (here)
+        backup = args.backup or str(backup_dir(args.data))
+        checkpoints = evaluate.list_checkpoints(backup, checkpoint_base(args.train_cfg or args.cfg))
     if not checkpoints:
-        raise InputError("no checkpoints found", args.backup or data.get("backup", "backup"),
+        raise InputError("no checkpoints found", args.backup or str(backup_dir(args.data)),
                          "give --weights FILE ... or the --backup folder of this cfg")
     difficult = data.get("difficult") if args.difficult is None else args.difficult
     computed: dict = {}
@@ -253,27 +283,41 @@ def cmd_pipeline(args) -> int:
         subdivisions=args.subdivisions, learning_rate=args.learning_rate, burn_in=args.burn_in,
         max_batches=args.max_batches, base_cfg=args.base_cfg or "", base_weights=args.base_weights or "",
         partial_layers=args.partial, darknet=args.darknet or "", fp16=not args.fp32, train_head=args.train_head,
-        resize_mode=args.resize_mode or "")
-    state = Pipeline(spec).run()
+        resize_mode=args.resize_mode or "", darknet_flags=tuple(_darknet_flags(args)))
+    try:
+        state = Pipeline(spec).run()
+    except KeyboardInterrupt:
+        return _stopped("the pipeline")
     export = state.get("export", {})
     print(f"pipeline done: model {export.get('model')}, validation mAP {100 * float(export.get('map', 0)):.2f}%")
     return 0
 
 
+def _darknet_options(p) -> None:
+    p.add_argument("--darknet", metavar="PATH",
+                   help="darknet binary (default: $DARKNET, else darknet on PATH — said on screen)")
+    p.add_argument("--map", action="store_true", help="darknet -map: mAP on valid= during training "
+                   "(AlexeyAB/hank-ai), attached to the iteration it was computed at")
+    p.add_argument("--dont-show", action="store_true", help="darknet -dont_show: no chart window (AlexeyAB/hank-ai)")
+    p.add_argument("--gpus", metavar="LIST", help="darknet -gpus, e.g. 0,1")
+    p.add_argument("--darknet-arg", action="append", metavar="ARG",
+                   help="any other darknet flag, passed as is (repeat for several; e.g. --darknet-arg=-clear)")
+
+
 def _model_options(p) -> None:
-    p.add_argument("--width", type=int, default=416)
-    p.add_argument("--height", type=int, default=416)
+    p.add_argument("--width", type=int, default=416, help="network input width in pixels, a multiple of 32")
+    p.add_argument("--height", type=int, default=416, help="network input height in pixels, a multiple of 32")
     p.add_argument("--width-multiplier", type=float, default=1.0, help="scale every layer's filters (0.25 = slim)")
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--subdivisions", type=int, default=8)
-    p.add_argument("--learning-rate", type=float, default=0.001)
-    p.add_argument("--burn-in", type=int, default=1000)
+    p.add_argument("--batch", type=int, default=64, help="images per training iteration")
+    p.add_argument("--subdivisions", type=int, default=8, help="split each batch into this many passes (less memory)")
+    p.add_argument("--learning-rate", type=float, default=0.001, help="darknet learning_rate")
+    p.add_argument("--burn-in", type=int, default=1000, help="iterations of learning-rate warm-up")
     p.add_argument("--max-batches", type=int, default=0, help="0 = classes*2000, >= images, >= 6000")
 
 
 def _split_options(p) -> None:
     p.add_argument("--split", default="80/10/10", help="train/valid/test percentages (random, seeded)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the random split")
     p.add_argument("--test-key", action="append", help="split key for the test set instead (Flickr subset 6: --test-key 6)")
     p.add_argument("--valid-key", action="append", help="split key for the validation set")
 
@@ -283,27 +327,27 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("check", help="validate a cfg (and weights) and print the layer plan")
-    p.add_argument("cfg")
-    p.add_argument("weights", nargs="?")
+    p.add_argument("cfg", help="darknet .cfg to check")
+    p.add_argument("weights", nargs="?", help="weights to check against the cfg (optional)")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("partial", help="first N layers of a weights file (as `darknet partial`)")
-    p.add_argument("cfg")
-    p.add_argument("weights")
-    p.add_argument("out")
-    p.add_argument("n", type=int)
+    p.add_argument("cfg", help="the cfg the weights were trained with")
+    p.add_argument("weights", help="trained weights to cut")
+    p.add_argument("out", help="file to write (e.g. model.conv.13)")
+    p.add_argument("n", type=int, help="number of layers to keep")
     p.set_defaults(func=cmd_partial)
 
     p = sub.add_parser("random-weights", help="well-scaled random weights for a cfg (tests, demos)")
-    p.add_argument("cfg")
-    p.add_argument("out")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("cfg", help="darknet .cfg")
+    p.add_argument("out", help="weights file to write")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
     p.set_defaults(func=cmd_random_weights)
 
     p = sub.add_parser("export", help="darknet cfg + weights -> OpenVINO IR + model metadata")
-    p.add_argument("--cfg", required=True)
-    p.add_argument("--weights", required=True)
-    p.add_argument("--names", required=True)
+    p.add_argument("--cfg", required=True, help="the deployable [region] cfg")
+    p.add_argument("--weights", required=True, help="trained weights")
+    p.add_argument("--names", required=True, help="class names file, one per line")
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.add_argument("--fp32", action="store_true", help="keep FP32 weights (default FP16, as the NCS2 computes)")
     p.add_argument("--resize-mode", choices=("resize", "letterbox"),
@@ -317,26 +361,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("synth", help="generate a synthetic logo dataset (Flickr Logos 27 format)")
-    p.add_argument("out")
-    p.add_argument("--count", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--width", type=int, default=320)
-    p.add_argument("--height", type=int, default=240)
+    p.add_argument("out", help="folder to write the images and annotation file into")
+    p.add_argument("--count", type=int, default=1000, help="number of images")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--width", type=int, default=320, help="image width in pixels")
+    p.add_argument("--height", type=int, default=240, help="image height in pixels")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("synth-clip", help="a held-out demo video of moving glyphs, with ground truth")
     p.add_argument("out", help="video path (.avi); ground truth goes to the same name with .json")
-    p.add_argument("--frames", type=int, default=60)
-    p.add_argument("--seed", type=int, default=777)
-    p.add_argument("--fps", type=float, default=10.0)
-    p.add_argument("--width", type=int, default=320)
-    p.add_argument("--height", type=int, default=240)
+    p.add_argument("--frames", type=int, default=60, help="number of frames")
+    p.add_argument("--seed", type=int, default=777, help="random seed")
+    p.add_argument("--fps", type=float, default=10.0, help="frames per second")
+    p.add_argument("--width", type=int, default=320, help="frame width in pixels")
+    p.add_argument("--height", type=int, default=240, help="frame height in pixels")
     p.set_defaults(func=cmd_synth_clip)
 
     p = sub.add_parser("import", help="dataset → darknet layout (images, labels, names, lists, .data)")
-    p.add_argument("format", choices=("flickr27", "voc", "openimages", "yolo"))
+    p.add_argument("format", choices=("flickr27", "voc", "openimages", "yolo"), help="annotation format of the source")
     p.add_argument("source", help="flickr27: annotation file; voc: VOC folder; openimages: bbox CSV; yolo: folder")
-    p.add_argument("out")
+    p.add_argument("out", help="dataset folder to write")
     p.add_argument("--images", help="image folder (flickr27, openimages)")
     p.add_argument("--descriptions", help="openimages class-descriptions CSV")
     p.add_argument("--classes", help="openimages: comma-separated class names, e.g. Boat")
@@ -346,27 +390,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("cfg", help="write a Tiny YOLOv2 cfg for N classes")
-    p.add_argument("out")
-    p.add_argument("--classes", type=int, required=True)
-    p.add_argument("--anchors", help="comma-separated, in grid cells (default: yolov2-tiny-voc's)")
-    p.add_argument("--train-images", type=int, default=0, help="for the max_batches rule")
+    p.add_argument("out", help="cfg file to write")
+    p.add_argument("--classes", type=int, required=True, help="number of classes (lines of the names file)")
+    p.add_argument("--anchors", help="comma-separated w,h pairs in grid cells (default: yolov2-tiny-voc's, "
+                                     "scaled to this input size; `model-tools anchors` fits them to a dataset)")
+    p.add_argument("--train-images", type=int, default=0, help="number of training images, for the "
+                                                                "max_batches rule")
+    p.add_argument("--head", choices=("region", "yolo"), default="region",
+                   help="region: the deployable Tiny YOLOv2 head; yolo: the equivalent training head, which "
+                        "learns with every darknet build (convert its checkpoints with `model-tools convert`)")
     _model_options(p)
     p.set_defaults(func=cmd_cfg)
 
+    p = sub.add_parser("convert", help="[yolo]-head training cfg (+ weights) -> the deployable [region] model")
+    p.add_argument("train_cfg", help="the cfg darknet trained, ending in one [yolo] section using every anchor")
+    p.add_argument("out_cfg", help="the [region] cfg to write (export/evaluate it with the trained weights)")
+    p.add_argument("--weights", help="trained weights to check against the converted cfg and copy")
+    p.add_argument("--weights-out", help="where to write the weights given with --weights")
+    p.set_defaults(func=cmd_convert)
+
     p = sub.add_parser("anchors", help="k-means anchors (1 - IoU) from the training labels")
-    p.add_argument("cfg")
-    p.add_argument("train_list")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("cfg", help="cfg whose [region] grid and anchor count are used")
+    p.add_argument("train_list", help="training image list (labels beside the images)")
+    p.add_argument("--seed", type=int, default=0, help="k-means seed")
     p.add_argument("--write", action="store_true", help="write them into the cfg's [region]")
     p.set_defaults(func=cmd_anchors)
 
     p = sub.add_parser("train", help="run darknet training with live progress; resumes")
-    p.add_argument("data")
-    p.add_argument("cfg")
+    p.add_argument("data", help="darknet .data file (train=, valid=, names=, backup=)")
+    p.add_argument("cfg", help="the cfg darknet trains (its name names the checkpoints)")
     p.add_argument("weights", nargs="?", help="start weights (e.g. a partial .conv file)")
-    p.add_argument("--darknet", help="darknet binary (default: $DARKNET or darknet on PATH)")
-    p.add_argument("--workdir", default="training")
-    p.add_argument("--no-resume", action="store_true")
+    _darknet_options(p)
+    p.add_argument("--darknet-cwd", metavar="DIR",
+                   help="folder darknet runs in; relative paths in the .data and lists are read from it "
+                        "(default: the current folder, as when darknet is run by hand)")
+    p.add_argument("--workdir", default="training", help="where train.log, metrics.csv and plots go")
+    p.add_argument("--no-resume", action="store_true",
+                   help="start from the given weights even if the backup folder holds a newer checkpoint")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("parse-log", help="darknet training log → metrics CSV (+ plots)")
@@ -376,16 +436,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_parse_log)
 
     p = sub.add_parser("evaluate", help="mAP of every checkpoint through the edge's OpenVINO path")
-    p.add_argument("data")
-    p.add_argument("cfg")
+    p.add_argument("data", help="darknet .data file (names=, valid=, backup=)")
+    p.add_argument("cfg", help="the deployable [region] cfg")
     p.add_argument("--weights", nargs="+", help="checkpoints (default: all in the backup folder)")
     p.add_argument("--train-cfg", help="the cfg darknet trained with, if it differs (its name names the checkpoints)")
-    p.add_argument("--backup")
+    p.add_argument("--backup", help="checkpoint folder (default: backup= of the .data, resolved as darknet does)")
     p.add_argument("--valid", help="image list (default: valid= of the .data)")
-    p.add_argument("--out", default="evaluation")
+    p.add_argument("--out", default="evaluation", help="folder for the exports, evaluation.csv and plots")
     p.add_argument("--points", type=int, default=0, choices=(0, 11, 101), help="0 = area under the curve")
-    p.add_argument("--fp32", action="store_true")
-    p.add_argument("--resize-mode", choices=("resize", "letterbox"))
+    p.add_argument("--fp32", action="store_true", help="evaluate FP32 exports instead of FP16 (the NCS2 runs FP16)")
+    p.add_argument("--resize-mode", choices=("resize", "letterbox"),
+                   help="how images are fitted to the network (default: as trained)")
     p.add_argument("--interpolation", choices=("darknet", "opencv-linear"), default="darknet",
                    help="resize arithmetic of the exported model (device mode)")
     p.add_argument("--mode", choices=("device", "reference", "both"), default="device",
@@ -398,32 +459,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("select", help="best checkpoint by mAP (ties by F1), with a report")
     p.add_argument("evaluation", help="evaluation folder or its evaluation.csv")
-    p.add_argument("--report")
+    p.add_argument("--report", help="also write the selection report to this file")
     p.set_defaults(func=cmd_select)
 
     p = sub.add_parser("pipeline", help="dataset → cfg → partial → train → evaluate → select → export; resumable")
-    p.add_argument("workdir")
-    p.add_argument("--name", default="model")
+    p.add_argument("workdir", help="work folder holding every step's outputs and pipeline.json")
+    p.add_argument("--name", default="model", help="model name (file names)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--synth", type=int, default=0, metavar="N", help="synthetic dataset of N images")
-    src.add_argument("--flickr27", metavar="ANNOTATIONS")
-    src.add_argument("--voc", metavar="DIR")
-    src.add_argument("--yolo", metavar="DIR")
-    p.add_argument("--synth-seed", type=int, default=0)
-    p.add_argument("--images")
-    p.add_argument("--names")
+    src.add_argument("--flickr27", metavar="ANNOTATIONS", help="Flickr Logos 27 annotation file")
+    src.add_argument("--voc", metavar="DIR", help="Pascal VOC folder")
+    src.add_argument("--yolo", metavar="DIR", help="YOLO-format folder (images with .txt labels)")
+    p.add_argument("--synth-seed", type=int, default=0, help="seed of the synthetic dataset")
+    p.add_argument("--images", help="image folder (with --flickr27)")
+    p.add_argument("--names", help="fixed class order (names file)")
     _split_options(p)
     _model_options(p)
     p.add_argument("--anchors", default="auto", help="auto (k-means), default, or numbers")
     p.add_argument("--train-head", choices=("yolo", "region"), default="yolo",
                    help="head darknet trains with; yolo (default) learns with every darknet build and is "
                         "converted to the equivalent [region] model; pjreddie's CPU build cannot train region")
-    p.add_argument("--base-cfg")
-    p.add_argument("--base-weights")
+    p.add_argument("--base-cfg", help="cfg of --base-weights (default: the generated one)")
+    p.add_argument("--base-weights", help="pretrained weights to start from (with --partial)")
     p.add_argument("--partial", type=int, default=0, help="layers of the base weights to keep")
-    p.add_argument("--darknet")
-    p.add_argument("--fp32", action="store_true")
-    p.add_argument("--resize-mode", choices=("resize", "letterbox"))
+    _darknet_options(p)
+    p.add_argument("--fp32", action="store_true", help="export FP32 instead of FP16 (the NCS2 runs FP16)")
+    p.add_argument("--resize-mode", choices=("resize", "letterbox"),
+                   help="how frames are fitted to the network (default: as the darknet fork trained)")
     p.set_defaults(func=cmd_pipeline)
     return parser
 

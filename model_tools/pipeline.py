@@ -53,6 +53,7 @@ class PipelineSpec:
     partial_layers: int = 0
     # tools
     darknet: str = ""
+    darknet_flags: Tuple[str, ...] = ()  # e.g. ("-map", "-dont_show")
     fp16: bool = True
     resize_mode: str = ""  # "" = as trained
 
@@ -180,7 +181,7 @@ class Pipeline:
             anchors = [round(float(v), 4) for v in centroids.ravel()]
             self.log(f"anchors (k-means, avg IoU {avg_iou:.3f}): {anchors}")
         elif spec.anchors == "default":
-            anchors = list(cfggen.DEFAULT_ANCHORS)
+            anchors = list(cfggen.default_anchors(spec.width, spec.height))
         else:
             anchors = [float(v) for v in spec.anchors.split(",")]
         train_images = len((self.dataset_dir / "train.txt").read_text().split())
@@ -190,8 +191,10 @@ class Pipeline:
             learning_rate=spec.learning_rate, burn_in=spec.burn_in,
             max_batches=spec.max_batches or None, train_images=train_images, head=spec.train_head))
         write_text(self.train_cfg_path, text)
-        deploy = cfggen.to_region(text, str(self.train_cfg_path)) if spec.train_head == "yolo" else text
-        write_text(self.cfg_path, deploy)
+        if spec.train_head == "yolo":
+            cfggen.convert(self.train_cfg_path, self.cfg_path)  # the same step as `model-tools convert`
+        else:
+            write_text(self.cfg_path, text)
         self._mark("cfg", anchors=anchors)
 
     def step_partial(self) -> None:
@@ -212,7 +215,8 @@ class Pipeline:
 
         start = self.state.get("partial", {}).get("weights")
         result = train.train(self.data_file, self.train_cfg_path, start, self.spec.darknet or None,
-                             self.root / "training", progress=self.progress)
+                             self.root / "training", progress=self.progress,
+                             extra_args=list(self.spec.darknet_flags), darknet_cwd=self.root, log=self.log)
         if result.rows:
             plots.training(result.rows, self.root / "training")
         self.state["train"] = {"settings": {}, "iterations": result.rows[-1].iteration if result.rows else 0}
@@ -220,10 +224,10 @@ class Pipeline:
 
     def step_evaluate(self) -> None:
         from model_tools import evaluate
-        from model_tools.train import checkpoint_base
+        from model_tools.train import backup_dir, checkpoint_base
 
         names = read_names(self.names_path)
-        backup = self.dataset_dir / "backup"
+        backup = backup_dir(self.data_file, self.root)
         checkpoints = evaluate.list_checkpoints(backup, checkpoint_base(self.train_cfg_path))
         rows = evaluate.evaluate_checkpoints(self.cfg_path, names, self.dataset_dir / "valid.txt",
                                              checkpoints, self.root / "evaluation", fp16=self.spec.fp16,

@@ -161,8 +161,12 @@ def write(path: Union[str, Path], weights: Weights) -> None:
     write_bytes(path, weights.to_bytes())
 
 
-def partial(net: Network, weights: Weights, n_layers: int, header: Header = PJREDDIE_HEADER) -> Weights:
-    """The first `n_layers` layers, as `darknet partial cfg weights out N` saves them."""
+def partial(net: Network, weights: Weights, n_layers: int, header: Optional[Header] = None) -> Weights:
+    """The first `n_layers` layers, as `darknet partial cfg weights out N` saves them: seen reset
+    to 0, and the source's version stamp kept (it names the fork, which decides the batch-norm
+    epsilon at export), unless `header` is given."""
+    if header is None:
+        header = Header(weights.header.major, weights.header.minor, weights.header.revision, 0)
     if not 0 < n_layers <= len(net.layers):
         raise InputError(f"N={n_layers} is out of range: the cfg has {len(net.layers)} layers",
                          net.path, f"give N between 1 and {len(net.layers)}")

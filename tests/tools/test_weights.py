@@ -102,5 +102,16 @@ def test_partial_is_byte_identical_to_darknet(cfg_name, n, darknet_bin, run_cli,
                            str(theirs), str(n)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     run_cli("model_tools", "partial", TEST_CFGS[cfg_name], source, ours, n, check=True)
-    assert ours.read_bytes() == theirs.read_bytes()
-    assert weights.parse_header(ours.read_bytes(), "x") == Header(0, 2, 0, 0)
+    # the same layers as pjreddie's `darknet partial`; the header keeps the source's version stamp
+    # (it names the fork, which picks the batch-norm epsilon at export) where pjreddie stamps its own
+    assert ours.read_bytes()[20:] == theirs.read_bytes()[20:]
+    assert weights.parse_header(theirs.read_bytes(), "x") == Header(0, 2, 0, 0)
+    assert weights.parse_header(ours.read_bytes(), "x") == Header(0, 2, 5, 0)
+
+
+def test_partial_keeps_the_source_fork_and_resets_seen(tiny):
+    source = weights.random(tiny, header=weights.Header(0, 2, 5, 64000))  # as AlexeyAB stamps it
+    cut = weights.partial(tiny, source, 7)
+    assert (cut.header.major, cut.header.minor, cut.header.revision, cut.header.seen) == (0, 2, 5, 0)
+    assert cut.header.fork == "alexeyab"
+    assert weights.partial(tiny, weights.random(tiny), 7).header.fork == "pjreddie"
