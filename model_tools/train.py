@@ -259,20 +259,29 @@ def train(data_file: Union[str, Path], cfg_path: Union[str, Path], weights: Opti
         if resume:
             set_aside_other_network(backup, cfg_path, workdir, log)
         return _run(binary, data_file, cfg_path, weights, workdir, darknet_cwd, backup, resume, progress,
-                    flags, tqdm)
+                    flags, tqdm, log)
 
 
 def _run(binary: Darknet, data_file: Path, cfg_path: Path, weights, workdir: Path, darknet_cwd: Path,
-         backup: Path, resume: bool, progress: bool, flags: List[str], tqdm) -> TrainResult:
+         backup: Path, resume: bool, progress: bool, flags: List[str], tqdm, say) -> TrainResult:
     start_weights = Path(weights).resolve() if weights else None
-    if resume:
-        point = resume_point(backup, checkpoint_base(cfg_path))
-        if point is not None:
-            start_weights = point
     total = max_batches(cfg_path)
     log_path = workdir / "train.log"
     csv_path = workdir / "metrics.csv"
     previous = darknet_log.read_csv(csv_path) if resume and csv_path.exists() else []
+    if resume:
+        point = resume_point(backup, checkpoint_base(cfg_path))
+        if point is not None:
+            start_weights = point
+            done_at = _seen_iteration(point, cfg_path)
+            if total and total <= done_at < (1 << 62):
+                # nothing left to train; and pjreddie may crash when started at max_batches
+                # (its loader thread is still running when it exits)
+                say(f"training already reached max_batches={total} ({point.name}); raise max_batches in "
+                    f"{cfg_path.name} to train longer")
+                final = backup / f"{checkpoint_base(cfg_path)}_final.weights"
+                return TrainResult([r for r in previous if r.iteration <= done_at], log_path, csv_path,
+                                   final if final.exists() else point)
 
     command = [binary.path, "detector", "train", str(data_file), str(cfg_path)]
     if start_weights:
