@@ -69,6 +69,8 @@ def region_candidates(raw: np.ndarray, spec: RegionSpec, threshold: float) -> Ca
     # in logit space (σ(x) > t ⇔ x > ln(t/(1-t))), with a margin: the exact test is prob > t
     floor = np.log(threshold / (1 - threshold)) - 1e-3 if 0 < threshold < 1 else -np.inf
     anchor, row, col = np.nonzero(out[:, spec.coords] > floor)
+    if len(anchor) == 0:  # an empty scene, a camera's most common frame: skip the rest
+        return Candidates(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
     objectness = _sigmoid(out[anchor, spec.coords, row, col])
     logits = out[anchor, spec.coords + 1:, row, col]  # (cells, classes)
     if spec.softmax:
@@ -163,6 +165,8 @@ def decode(raw: np.ndarray, spec: RegionSpec, labels: Sequence[str], frame_w: in
            nms_threshold: float) -> List[Detection]:
     """Raw region output → detections in frame pixels, best first."""
     candidates = region_candidates(raw, spec, conf_threshold)
+    if len(candidates) == 0:
+        return []
     kept = candidates.take(nms(candidates, nms_threshold))
     boxes = boxes_to_frame(kept.boxes, frame_w, frame_h, net_w, net_h, resize_mode)
     return [Detection(k, labels[k], s, *b)

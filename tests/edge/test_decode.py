@@ -115,3 +115,10 @@ def test_decode_returns_frame_pixel_detections_best_first():
     d = dets[0]
     assert (d.x1 + d.x2) / 2 == pytest.approx(3.5 / 5 * 500)
     assert d.to_dict(500, 400)["topleft"] == {"x": int(d.x1), "y": int(d.y1)}
+
+
+def test_empty_scene_decodes_to_nothing_with_consistent_shapes():
+    raw = np.full((1, 2 * 8, 4, 5), -20.0, np.float32)  # no cell's objectness passes
+    c = region_candidates(raw, spec(), 0.25)
+    assert len(c) == 0 and c.boxes.shape == (0, 4) and len(nms(c, 0.45)) == 0
+    assert decode(raw, spec(), ["a", "b", "c"], 640, 480, 160, 128, "resize", 0.25, 0.45) == []
