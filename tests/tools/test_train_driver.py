@@ -154,3 +154,26 @@ def test_checkpoints_of_another_network_are_set_aside(tmp_path):
     moved = list(backup.glob("other-network-*/m_last.weights"))
     assert len(moved) == 1 and "belong to another network" in said[0]
     assert train.resume_point(backup, "m") is None
+
+
+def test_learning_check_reads_alexeyabs_last_checkpoint(tmp_path):
+    """AlexeyAB writes _last every 100 iterations and numbered files only every 1000: the check
+    compares successive _last files, so a run that does not learn stops at iteration 201."""
+    from model_tools import cfg, weights
+
+    cfg_path = tmp_path / "m.cfg"
+    cfg_path.write_text(cfggen.tiny_yolov2(cfggen.TinySpec(classes=2, width=96, height=64, width_multiplier=0.25,
+                                                           batch=4, subdivisions=1)))
+    net = cfg.load(cfg_path)
+    last = tmp_path / "m_last.weights"
+    check = train.LearningCheck(cfg_path, tmp_path, "m")
+    last.write_bytes(weights.random(net, seed=1, header=weights.Header(0, 2, 5, 400)).to_bytes())
+    check.after(101)
+    last.write_bytes(weights.random(net, seed=1, header=weights.Header(0, 2, 5, 800)).to_bytes())
+    with pytest.raises(train.TrainingFailed, match="not updating the model"):
+        check.after(201)
+    learning = train.LearningCheck(cfg_path, tmp_path, "m")
+    learning.after(101)
+    last.write_bytes(weights.random(net, seed=2, header=weights.Header(0, 2, 5, 1200)).to_bytes())
+    learning.after(301)  # parameters moved: no error
+    assert learning.done
