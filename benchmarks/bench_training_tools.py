@@ -1,19 +1,25 @@
 """Training-box throughput, against references measured in the same run:
-1. evaluation (export → OpenVINO CPU → edge decode → mAP) in images/s, vs `darknet detector valid`
-   on the same images, cfg and weights (detections only, no mAP)
+1. evaluation end to end from the command line (`python -m model_tools evaluate`, device mode:
+   export → OpenVINO CPU → edge decode → mAP, no cache hits, --no-plots) in images/s, vs the
+   Debian darknet's `detector valid` on the same images, cfg and weights (detections only, no
+   mAP; the strongest peer CI has), for one checkpoint and for ten, interleaved round by round
 2. training-log parsing in MB/s, vs reading the same lines without parsing
-    python benchmarks/bench_training_tools.py
+    python benchmarks/bench_training_tools.py [rounds, default 3]
 """
+import os
+import shutil
 import subprocess
+import sys
 import tempfile
-import time
 from pathlib import Path
 
-from common import median_seconds
-from model_tools import cfg, cfggen, darknet_log, dataset, evaluate, synth, weights
+from common import interleaved, median_seconds, ratio_line, spread
+from model_tools import cfg, cfggen, darknet_log, dataset, synth, weights
+
+REPO = Path(__file__).resolve().parent.parent
 
 
-def main():
+def main(rounds: int = 3):
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         annotations = synth.generate(tmp / "synth", 200, seed=1, progress=False)
@@ -28,20 +34,36 @@ def main():
         names = (tmp / "ds" / "b.names").read_text().split()
         images = (tmp / "ds" / "valid.txt").read_text().split()
 
-        start = time.perf_counter()
-        evaluate.evaluate_checkpoints(cfg_path, names, tmp / "ds" / "valid.txt", [weights_path],
-                                      tmp / "eval", progress=False)
-        ours = len(images) / (time.perf_counter() - start)
-
         (tmp / "results").mkdir()
-        (tmp / "b.data").write_text(f"classes=6\nvalid={tmp / 'ds' / 'valid.txt'}\n"
-                                    f"names={tmp / 'ds' / 'b.names'}\nresults={tmp / 'results'}\n")
-        start = time.perf_counter()
-        subprocess.run(["darknet", "detector", "valid", str(tmp / "b.data"), str(cfg_path), str(weights_path)],
-                       capture_output=True, check=True, cwd=tmp)
-        theirs = len(images) / (time.perf_counter() - start)
-        print(f"1. evaluation {ours:.0f} images/s (export + OpenVINO FP16 + decode + mAP, 224x160 slim "
-              f"Tiny YOLOv2) vs darknet detector valid {theirs:.0f} images/s: ratio x{ours / theirs:.1f}")
+        data = tmp / "b.data"
+        data.write_text(f"classes=6\nvalid={tmp / 'ds' / 'valid.txt'}\n"
+                        f"names={tmp / 'ds' / 'b.names'}\nresults={tmp / 'results'}\n")
+        checkpoints = [weights_path]
+        for seed in range(2, 11):
+            checkpoints.append(tmp / f"b_{seed}.weights")
+            weights.write(checkpoints[-1], weights.random(net, seed=seed))
+        env = dict(os.environ, PYTHONPATH=str(REPO))
+        runs = iter(range(10 ** 6))
+
+        def ours(n):
+            out = tmp / f"eval{next(runs)}"  # a fresh folder: no cached detections
+            subprocess.run([sys.executable, "-m", "model_tools", "evaluate", str(tmp / "ds" / "b.data"),
+                            str(cfg_path), "--weights", *map(str, checkpoints[:n]), "--out", str(out),
+                            "--no-plots"], capture_output=True, check=True, cwd=tmp, env=env)
+            shutil.rmtree(out)
+
+        def darknet(n):
+            for w in checkpoints[:n]:
+                subprocess.run(["darknet", "detector", "valid", str(data), str(cfg_path), str(w)],
+                               capture_output=True, check=True, cwd=tmp)
+
+        for n in (1, 10):
+            times = interleaved({"ours": lambda: ours(n), "darknet": lambda: darknet(n)}, rounds, warmup=0)
+            per_s = {k: [n * len(images) / t for t in v] for k, v in times.items()}
+            print(f"1. evaluation, {n} checkpoint(s) of {len(images)} images (224x160 slim Tiny YOLOv2): "
+                  f"model-tools evaluate {spread(per_s['ours'])} images/s, darknet detector valid "
+                  f"{spread(per_s['darknet'])} images/s")
+            print("   " + ratio_line("ours / darknet images/s", per_s["ours"], per_s["darknet"]))
 
         seeds = Path(__file__).resolve().parent.parent.parent / "shared" / "seeds"
         seed_log = next(iter(sorted(seeds.glob("000_*.txt"))), None)
@@ -65,4 +87,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 3)
