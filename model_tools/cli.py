@@ -246,6 +246,7 @@ def cmd_evaluate(args) -> int:
         print(evaluate.side_by_side(computed[str(row['checkpoint'])]), end="")
     best = selection.select(rows)
     print(selection.selection_report(rows, best), end="")
+    print(selection.uncertainty_note(rows, best), end="")
     sys.stdout.flush()
     if not args.no_plots:  # after the numbers: plotting is the slow part of a quick look
         from model_tools import plots
@@ -260,11 +261,11 @@ def cmd_evaluate(args) -> int:
 
 def cmd_select(args) -> int:
     from edge_app.atomic import write_text
-    from model_tools import evaluate
+    from model_tools import evaluate, selection
 
     rows = evaluate.read_rows(Path(args.evaluation) / "evaluation.csv" if Path(args.evaluation).is_dir() else args.evaluation)
     best = evaluate.select(rows)
-    report = evaluate.selection_report(rows, best)
+    report = evaluate.selection_report(rows, best) + selection.uncertainty_note(rows, best)
     print(report, end="")
     if args.report:
         write_text(args.report, report)

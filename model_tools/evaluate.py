@@ -241,7 +241,8 @@ def evaluate_checkpoints(cfg_path: Union[str, Path], names: Sequence[str], valid
         model_dir = out_dir / "models" / f"{checkpoint.name}-{key}"
         row: Dict[str, object] = {"checkpoint": checkpoint.name, "iteration": checkpoint_iteration(checkpoint),
                                   "images_seen": loaded.header.seen, "weights": str(checkpoint),
-                                  "model_dir": str(model_dir), "mode": mode}
+                                  "model_dir": str(model_dir), "mode": mode, "valid": str(valid_list),
+                                  "difficult": str(difficult_list or ""), "names": json.dumps(list(names))}
         computed: Dict[str, Metrics] = {}
         if mode in ("device", "both"):
             if not (model_dir / "detections-device.json").exists():

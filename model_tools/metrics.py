@@ -115,11 +115,10 @@ class Metrics:
                 **{f"ap_{c.name}": c.ap for c in self.classes}}
 
 
-def compute(detections: Sequence[Detection], truths: Sequence[Truth], names: Sequence[str],
-            iou_threshold: float = 0.5, conf_threshold: float = 0.25, points: int = 0,
-            reference: bool = False) -> Metrics:
-    """Metrics of detections against truths; reference=True: `detector map`'s definitions
-    (see the module's docstring), with the detections of each image in darknet's box order."""
+def match(detections: Sequence[Detection], truths: Sequence[Truth], iou_threshold: float = 0.5):
+    """The matching (see the module's docstring): (score order, outcome per detection: 1 TP,
+    0 FP, -1 ignored (hit a difficult truth), best IoU, index of the truth matched or -1).
+    A detection's outcome depends only on its own image's detections and truths."""
     by_image: Dict[Tuple[str, int], List[int]] = {}
     truth_boxes = np.array([t[2:6] for t in truths], float).reshape(-1, 4)
     for index, t in enumerate(truths):
@@ -147,6 +146,15 @@ def compute(detections: Sequence[Detection], truths: Sequence[Truth], names: Seq
         elif not taken[t]:
             taken[t] = True
             outcome[i] = 1
+    return order, outcome, best_iou, claimed
+
+
+def compute(detections: Sequence[Detection], truths: Sequence[Truth], names: Sequence[str],
+            iou_threshold: float = 0.5, conf_threshold: float = 0.25, points: int = 0,
+            reference: bool = False) -> Metrics:
+    """Metrics of detections against truths; reference=True: `detector map`'s definitions
+    (see the module's docstring), with the detections of each image in darknet's box order."""
+    order, outcome, best_iou, claimed = match(detections, truths, iou_threshold)
     if reference:
         at_conf_tp = _darknet_tp_at_conf(detections, claimed, truths, conf_threshold)
     results = []

@@ -5,7 +5,10 @@ import csv
 from pathlib import Path
 from typing import Dict, List, Sequence, Union
 
+import numpy as np
+
 from edge_app.errors import InputError
+from model_tools.metrics import Detection, Truth, average_precision, match
 
 
 def select(rows: Sequence[Dict[str, object]]) -> Dict[str, object]:
@@ -37,3 +40,76 @@ def read_rows(path: Union[str, Path]) -> List[Dict[str, object]]:
     except OSError as exc:
         raise InputError(f"cannot read evaluation results: {exc.strerror}", str(path),
                          "run model-tools evaluate first") from None
+
+
+def bootstrap_map_difference(a: Sequence[Detection], b: Sequence[Detection], truths: Sequence[Truth],
+                             names: Sequence[str], resamples: int = 300, seed: int = 0,
+                             iou_threshold: float = 0.5) -> np.ndarray:
+    """mAP(a) − mAP(b) on `resamples` bootstrap resamples of the validation images (the same
+    resample for both, drawn with replacement). Matching is per image, so each detection keeps
+    its TP/FP outcome in every resample; an image drawn n times weighs n."""
+    images = sorted({t[0] for t in truths} | {d[0] for d in a} | {d[0] for d in b})
+    index = {name: i for i, name in enumerate(images)}
+    truth_img = np.array([index[t[0]] for t in truths if not t[6]], int)
+    truth_cls = np.array([t[1] for t in truths if not t[6]], int)
+    rng = np.random.default_rng(seed)
+    weights = rng.multinomial(len(images), np.full(len(images), 1 / len(images)), size=resamples).astype(float)
+
+    def prepared(dets):
+        order, outcome, _, _ = match(dets, truths, iou_threshold)
+        per_class = []
+        for k in range(len(names)):
+            kept = [i for i in order if dets[i][1] == k and outcome[i] >= 0]
+            per_class.append((np.array([index[dets[i][0]] for i in kept], int),
+                              np.array([outcome[i] == 1 for i in kept], bool)))
+        return per_class
+
+    def maps(per_class):
+        result = np.zeros(resamples)
+        counted = np.zeros(resamples)
+        for k, (img, is_tp) in enumerate(per_class):
+            n_truth = weights[:, truth_img[truth_cls == k]].sum(axis=1)
+            w = weights[:, img]  # (resamples, detections)
+            tp = np.cumsum(w * is_tp, axis=1)
+            fp = np.cumsum(w * ~is_tp, axis=1)
+            for r in range(resamples):
+                if n_truth[r] > 0:
+                    present = w[r] > 0
+                    recall = tp[r, present] / n_truth[r]
+                    precision = tp[r, present] / np.maximum(tp[r, present] + fp[r, present], 1e-12)
+                    result[r] += average_precision(recall, precision)
+                    counted[r] += 1
+        return result / np.maximum(counted, 1)
+
+    return maps(prepared(a)) - maps(prepared(b))
+
+
+def uncertainty_note(rows: Sequence[Dict[str, object]], best: Dict[str, object], resamples: int = 300) -> str:
+    """Whether the best checkpoint's lead over the runner-up is larger than the evaluation's
+    own uncertainty (paired bootstrap over the validation images, 90% interval of the mAP
+    difference). Empty when there is no runner-up or its detections are not cached."""
+    import json
+
+    from model_tools.evaluate import ground_truth
+
+    others = [r for r in rows if r is not best]
+    if not others:
+        return ""
+    second = max(others, key=lambda r: float(r["map"]))
+    kind = "reference" if best.get("mode") == "reference" else "device"
+    try:
+        names = json.loads(str(best["names"]))
+        loaded = [[tuple(d) for d in json.loads(Path(str(r["model_dir"]), f"detections-{kind}.json").read_text())
+                   ["detections"]] for r in (best, second)]
+    except (KeyError, OSError, ValueError):
+        return "(no cached detections to estimate the uncertainty: re-run model-tools evaluate)\n"
+    _, truths = ground_truth(str(best["valid"]), names, str(best.get("difficult") or "") or None)
+    diff = bootstrap_map_difference(loaded[0], loaded[1], truths, names, resamples)
+    low, high = np.percentile(diff, [5, 95])
+    lead = float(best["map"]) - float(second["map"])
+    text = (f"lead over {second['checkpoint']}: {100 * lead:+.2f} points of mAP; 90% bootstrap interval over the "
+            f"validation images {100 * low:+.2f} … {100 * high:+.2f}")
+    if low <= 0:
+        return (text + f"\nWARNING: {best['checkpoint']} and {second['checkpoint']} are closer than the evaluation's "
+                "uncertainty: this validation set cannot tell them apart (more validation images would)\n")
+    return text + " — the lead is larger than the uncertainty\n"

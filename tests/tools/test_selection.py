@@ -1,0 +1,68 @@
+"""select tells when the best two checkpoints are closer than the evaluation's uncertainty."""
+import numpy as np
+
+from model_tools import metrics, selection
+
+NAMES = ["a", "b"]
+
+
+def scene(n_images, seed):
+    rng = np.random.default_rng(seed)
+    truths, good, noisy = [], [], []
+    for i in range(n_images):
+        image = f"im{i}"
+        for k in range(2):
+            x, y = rng.uniform(0, 200, 2)
+            truths.append((image, k, x, y, x + 40, y + 40, False))
+            good.append((image, k, 0.9 - 0.1 * rng.random(), x + 1, y, x + 41, y + 40))
+            # the noisy model misses by a shift half the time and scores at random
+            shift = 30 if rng.random() < 0.5 else 0
+            noisy.append((image, k, rng.random(), x + shift, y, x + 40 + shift, y + 40))
+    return truths, good, noisy
+
+
+def test_bootstrap_interval_separates_clear_leads_from_ties():
+    truths, good, noisy = scene(60, 1)
+    diff = selection.bootstrap_map_difference(good, noisy, truths, NAMES, resamples=100)
+    observed = metrics.compute(good, truths, NAMES).map - metrics.compute(noisy, truths, NAMES).map
+    assert observed > 0.3 and np.percentile(diff, 5) > 0
+    assert abs(np.median(diff) - observed) < 0.1  # resamples centre on the observed difference
+    same = selection.bootstrap_map_difference(good, good, truths, NAMES, resamples=50)
+    assert np.all(same == 0)
+
+
+def test_report_warns_when_the_lead_is_inside_the_uncertainty(tmp_path):
+    import json
+
+    truths, good, noisy = scene(30, 2)
+    # a near-copy of the noisy model: one detection's score changed
+    twin = list(noisy)
+    twin[0] = twin[0][:2] + (min(1.0, twin[0][2] + 0.3),) + twin[0][3:]
+    valid = tmp_path / "valid.txt"
+    rows = []
+    for name, dets in (("one", noisy), ("two", twin)):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "detections-device.json").write_text(json.dumps({"detections": [list(d) for d in dets]}))
+        m = metrics.compute(dets, truths, NAMES)
+        rows.append({"checkpoint": name, "map": m.map, "f1": m.f1, "model_dir": str(folder), "mode": "device",
+                     "valid": str(valid), "names": json.dumps(NAMES), "difficult": ""})
+    # ground truth comes from the validation list: write it in darknet's layout
+    import cv2
+
+    lines = []
+    by_image = {}
+    for t in truths:
+        by_image.setdefault(t[0], []).append(t)
+    for image, ts in by_image.items():
+        path = tmp_path / "img" / f"{image}.png"
+        path.parent.mkdir(exist_ok=True)
+        cv2.imwrite(str(path), np.zeros((300, 300, 3), np.uint8))
+        path.with_suffix(".txt").write_text("".join(
+            f"{k} {(x1 + x2) / 600} {(y1 + y2) / 600} {(x2 - x1) / 300} {(y2 - y1) / 300}\n"
+            for _, k, x1, y1, x2, y2, _ in ts))
+        lines.append(str(path))
+    valid.write_text("\n".join(lines) + "\n")
+    best = selection.select(rows)
+    note = selection.uncertainty_note(rows, best, resamples=100)
+    assert "closer than the evaluation's uncertainty" in note
