@@ -28,7 +28,7 @@ from typing import Any, Callable, Dict, Optional
 import numpy as np
 
 from edge_app.errors import InputError
-from edge_app.metadata import ModelInfo
+from edge_app.metadata import ModelInfo, check_ir
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +165,14 @@ def blob_path(info: ModelInfo, device: str) -> Path:
     return info.path.with_name(f"{info.xml.stem}.{device.split('.')[0]}.{digest}.blob")
 
 
+def _static_shape(ports, what: str, info: ModelInfo) -> list:
+    """The one static shape of a model's inputs or outputs; InputError for anything else."""
+    if len(ports) != 1 or ports[0].get_partial_shape().is_dynamic:
+        raise InputError(f"the model has {len(ports)} {what}s or a dynamic {what} shape; an export has "
+                         f"one, static", str(info.xml), "export the model again with `model-tools export`")
+    return list(ports[0].get_partial_shape().to_shape())
+
+
 class OpenVINOAdapter(InferenceAdapter):
     """A compiled model on one OpenVINO device; infers u8 NHWC tensors into the raw region output."""
 
@@ -195,7 +203,12 @@ class OpenVINOAdapter(InferenceAdapter):
             except RuntimeError as exc:
                 log.warning("precompiled blob %s was refused (%s); compiling the IR instead", blob, exc)
         if self.compiled is None:
-            model = self.core.read_model(str(info.xml), str(info.bin))
+            try:
+                model = self.core.read_model(str(info.xml), str(info.bin))
+            except RuntimeError as exc:  # OpenVINO's only error type for a model it cannot parse
+                raise InputError(f"OpenVINO cannot read the model: {str(exc).strip().splitlines()[0][:300]}",
+                                 str(info.xml), "export the model again with `model-tools export`") from None
+            check_ir(info, _static_shape(model.inputs, "input", info), _static_shape(model.outputs, "output", info))
             self.compiled = self.core.compile_model(model, device, config)
         self.device = device
         self._request = self.compiled.create_infer_request()

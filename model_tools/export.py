@@ -16,7 +16,6 @@ compute exactly what darknet computes.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -30,6 +29,7 @@ import numpy as np
 from edge_app import metadata as meta
 from edge_app.atomic import check_output_folder, prepare_output_dir, write_text
 from edge_app.errors import InputError
+from edge_app.metadata import sha256_file  # one home for the IR hashes the edge verifies
 from edge_app.preprocess import INTERPOLATIONS
 from model_tools.cfg import Conv, MaxPool, Network, Region, Reorg, Route
 from model_tools.weights import ConvParams, Weights
@@ -134,14 +134,6 @@ def build(net: Network, weights: Weights, input_type=np.uint8):
     result = ops.result(region_raw)
     model = ov.Model([result], [image], Path(net.path).stem)
     return model
-
-
-def sha256_file(path: Union[str, Path]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def default_resize_mode(net: Network, weights: Weights) -> str:
