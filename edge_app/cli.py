@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -12,13 +13,28 @@ from edge_app.errors import InputError, run_command
 
 
 def read_image(path: str):
+    """A BGR frame from an image file; InputError saying why not (decoded from bytes, so any
+    file name works, whatever its encoding)."""
     import cv2
+    import numpy as np
 
-    frame = cv2.imread(path, cv2.IMREAD_COLOR)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read image: {exc.strerror or exc}", path, "give a JPEG or PNG file") from None
+    try:
+        frame = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    except cv2.error:  # the decoder refusing the bytes (e.g. dimensions beyond its limit)
+        frame = None
     if frame is None:
-        raise InputError("cannot read image (missing, unreadable or not an image)", path,
+        raise InputError("cannot read image: not an image (empty, truncated, too large or another format)", path,
                          "give a JPEG or PNG file")
     return frame
+
+
+def check_threshold(value, flag: str) -> None:
+    if value is not None and not (math.isfinite(value) and 0 < value < 1):
+        raise InputError(f"{value} is not a threshold between 0 and 1 (exclusive)", flag, f"e.g. {flag} 0.25")
 
 
 def draw(frame, detections):
@@ -34,10 +50,21 @@ def draw(frame, detections):
 
 
 def cmd_detect(args) -> int:
-    from edge_app.atomic import atomic_path
+    from edge_app.atomic import NAME_MAX, atomic_path, check_output_folder
     from edge_app.detector import Detector
 
+    check_threshold(args.conf, "--conf")
+    check_threshold(args.nms, "--nms")
+    if args.draw:
+        check_output_folder(args.draw)
+        for path in args.images:
+            name = Path(path).stem + ".jpg"
+            if len(name.encode("utf-8", "surrogateescape")) > NAME_MAX - 20:
+                raise InputError(f"the annotated image's name would be {len(name.encode('utf-8', 'surrogateescape'))}"
+                                 " bytes long, too long for a file name", path, "rename the image")
     detector = Detector(args.model, args.device, args.conf, args.nms)
+    for path in args.images:  # every image is checked before anything is printed or written
+        read_image(path)
     for path in args.images:
         frame = read_image(path)
         detections = detector.detect(frame)

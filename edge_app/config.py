@@ -352,6 +352,14 @@ def load(path: Optional[str], overrides: Optional[Dict[str, str]] = None) -> Con
                              "check the path given with --config") from None
         except tomllib.TOMLDecodeError as exc:
             raise InputError(f"not valid TOML: {exc}", path, "fix the syntax at the line named") from None
+        except UnicodeDecodeError as exc:
+            raise InputError(f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})",
+                             path, "save the config file as UTF-8") from None
+        except RecursionError:
+            raise InputError("arrays or tables nested too deeply to read", path,
+                             "the config needs no nesting beyond [section] key = value") from None
+        except ValueError as exc:  # Python's own limit, e.g. an integer of thousands of digits
+            raise InputError(f"a value cannot be read: {exc}", path, "write ordinary numbers") from None
     return build(data, path or "<command line>", overrides)
 
 
