@@ -82,6 +82,7 @@ class RegionFormat:  # noqa: D101 (documented below)
     layout: object
     strict: "re.Pattern[bytes]"
     strict_columns: Tuple[int, ...]
+    one_match_per_marker: bool = True  # `rest` starts with `marker` and matches wherever it occurs
 
 
 def _fixed(k: int, columns: Tuple[int, ...]):
@@ -115,7 +116,7 @@ REGION_FORMATS = [
         _fixed(8, (1, 2, 3, 4, 5, 7)),
         re.compile(rb"\nRegion \d{1,6} Avg IOU: " + NUM + rb", Class: " + NUM + rb", Obj: " + NUM + rb", No Obj: "
                    + NUM + rb", \.5R: " + NUM + rb", \.75R: " + NUM + _C + rb"count: (\d{1,12})"),
-        (0, 1, 2, 3, 4, 6)),
+        (0, 1, 2, 3, 4, 6), one_match_per_marker=False),
     RegionFormat(  # YOLOv3, AlexeyAB (both eras) and hank-ai
         b"Avg (IOU: ", re.compile(rb"Avg \(IOU: ([^\n]{0,300})"),
         (b"), count: ", b", GIOU: ", b"), Class: ", b", Obj: ", b", No Obj: ", b", .5R: ", b", .75R: ", b", count: ",
@@ -269,21 +270,41 @@ def _region_stats(buf: bytes, cuts: List[int]) -> np.ndarray:
     return out
 
 
+NAN_STANDIN = b" -987654321987 "
+_TO_SPACE = bytes(c if c in b"0123456789.-+" else 32 for c in range(256))
+
+
 def _fast_numbers(buf: bytes, bounds: List[int], fmt: RegionFormat):
     found: List[bytes] = []
-    per_segment = []
-    for a, b in zip(bounds, bounds[1:]):
-        hits = fmt.rest.findall(buf, a, b)
-        per_segment.append(len(hits))
-        found.extend(hits)
+    per_segment: List[int] = []
+    if fmt.one_match_per_marker:
+        # one scan of the block; each marker starts exactly one match, so counting markers per
+        # segment (in C) gives the segment sizes without a findall per segment
+        found = fmt.rest.findall(buf)
+        per_segment = [buf.count(fmt.marker, a, b) for a, b in zip(bounds, bounds[1:])]
+    if sum(per_segment) != len(found) or not per_segment:
+        found, per_segment = [], []
+        for a, b in zip(bounds, bounds[1:]):
+            hits = fmt.rest.findall(buf, a, b)
+            per_segment.append(len(hits))
+            found.extend(hits)
     text = b"\n".join(found)
     layout = fmt.layout(text, len(found))
     if layout is None:
         return None, None, None
     k, columns = layout
-    for label in fmt.labels:
-        if label in text:
-            text = text.replace(label, b" ")
+    has_nan = b"nan" in text
+    if has_nan:  # (-)nan as a number no darknet prints for these values, back to NaN after parsing
+        text = text.replace(b"-nan", b"nan").replace(b"nan", NAN_STANDIN)
+    if any(word in text for word in (b"inf", b"e-", b"e+")):
+        for label in fmt.labels:  # words that look like numbers: delete the labels one by one
+            if label in text:
+                text = text.replace(label, b" ")
+    else:  # only digits, dots and signs are numbers here: one C pass turns the rest into spaces
+        for label in fmt.labels:
+            if any(ch in label for ch in b"0123456789.") and label in text:
+                text = text.replace(label, b" ")
+        text = text.translate(_TO_SPACE)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # numpy warns (and stops) at a token that is not a number
@@ -292,6 +313,8 @@ def _fast_numbers(buf: bytes, bounds: List[int], fmt: RegionFormat):
         return None, None, None
     if numbers.size != k * len(found):
         return None, None, None
+    if has_nan:
+        numbers[numbers == float(NAN_STANDIN)] = np.nan
     return numbers.reshape(len(found), k), columns, per_segment
 
 
