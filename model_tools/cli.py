@@ -21,8 +21,9 @@ def cmd_check(args) -> int:
         c, h, w = layer.out_shape
         print(f"  {layer.index:3d} {type(layer).__name__.lower():8s} -> {w:4d} x {h:4d} x {c:5d}")
     if args.weights:
-        loaded = weights.read(args.weights, net)
+        loaded = weights.with_fork(weights.read(args.weights, net), args.fork)
         h = loaded.header
+        print(f"{args.weights}: darknet fork {h.fork_reason}")
         print(f"{args.weights}: version {h.major}.{h.minor}.{h.revision} ({h.fork}), "
               f"{h.size}-byte header, seen {h.seen}, sizes match the cfg")
     return 0
@@ -52,8 +53,10 @@ def cmd_export(args) -> int:
     from model_tools.names import read_names
 
     net = cfg.load(args.cfg)
-    loaded = weights.read(args.weights, net)
+    loaded = weights.with_fork(weights.read(args.weights, net), args.fork)
     names = read_names(args.names, net.region.classes)
+    print(f"darknet fork: {loaded.header.fork_reason}", file=sys.stderr if not
+          (loaded.header.stamp_is_known or args.fork) else sys.stdout)
     data = export.export(net, loaded, names, args.output, fp16=not args.fp32,
                          resize_mode=args.resize_mode, interpolation=args.interpolation,
                          cfg_path=args.cfg, weights_path=args.weights, conf_threshold=args.conf,
@@ -330,6 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="validate a cfg (and weights) and print the layer plan")
     p.add_argument("cfg", help="darknet .cfg to check")
     p.add_argument("weights", nargs="?", help="weights to check against the cfg (optional)")
+    p.add_argument("--fork", choices=("pjreddie", "alexeyab"),
+                   help="the darknet that trained the weights (default: from their version stamp); "
+                        "decides the batch-norm epsilon and the default resize")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("partial", help="first N layers of a weights file (as `darknet partial`)")
@@ -349,6 +355,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cfg", required=True, help="the deployable [region] cfg")
     p.add_argument("--weights", required=True, help="trained weights")
     p.add_argument("--names", required=True, help="class names file, one per line")
+    p.add_argument("--fork", choices=("pjreddie", "alexeyab"),
+                   help="the darknet that trained the weights (default: from their version stamp); "
+                        "decides the batch-norm epsilon and the default resize")
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.add_argument("--fp32", action="store_true", help="keep FP32 weights (default FP16, as the NCS2 computes)")
     p.add_argument("--resize-mode", choices=("resize", "letterbox"),

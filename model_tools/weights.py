@@ -10,7 +10,7 @@ misread every 20-byte file by 4 bytes).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import List, Optional, Union
 
@@ -41,11 +41,34 @@ class Header:
         seen = np.array([self.seen], dtype="<u8" if self.seen_is_64bit else "<i4").tobytes()
         return head + seen
 
+    fork_override: Optional[str] = None  # the user's --fork, when the stamp is not to be trusted
+
     @property
     def fork(self) -> str:
-        """Which darknet wrote the file, by the version it stamps (pjreddie 0.2.0, AlexeyAB 0.2.5)."""
+        """Which darknet wrote the file: the user's --fork, else by the version it stamps
+        (pjreddie 0.1.0/0.2.0, AlexeyAB 0.2.5). It decides the batch-norm epsilon and the
+        default resize, so `fork_reason` says where the answer came from."""
+        if self.fork_override:
+            return self.fork_override
         return "alexeyab" if self.revision >= 5 else "pjreddie"
 
+    @property
+    def stamp_is_known(self) -> bool:
+        return (self.major, self.minor, self.revision) in KNOWN_STAMPS
+
+    @property
+    def fork_reason(self) -> str:
+        stamp = f"{self.major}.{self.minor}.{self.revision}"
+        if self.fork_override:
+            return f"{self.fork_override}, as given with --fork (file stamp {stamp})"
+        if self.stamp_is_known:
+            return f"{self.fork}, from the version stamp {stamp} it writes"
+        return (f"{self.fork}, GUESSED from the unknown version stamp {stamp} (revision "
+                f"{'>=' if self.revision >= 5 else '<'} 5); pass --fork pjreddie|alexeyab to be sure")
+
+
+FORKS = ("pjreddie", "alexeyab")
+KNOWN_STAMPS = {(0, 1, 0): "pjreddie", (0, 2, 0): "pjreddie", (0, 2, 5): "alexeyab"}
 
 # What `darknet partial` writes: pjreddie's version stamp and seen reset to 0.
 PJREDDIE_HEADER = Header(0, 2, 0, 0)
@@ -155,6 +178,15 @@ def read(path: Union[str, Path], net: Network) -> Weights:
                 "a variance cannot be, and the exported model would output NaN", path,
                 "the file is corrupt or belongs to another cfg: pass the weights trained with this cfg")
     return Weights(header, floats, layers)
+
+
+def with_fork(weights: Weights, fork: Optional[str]) -> Weights:
+    """The weights with the fork given by the user (None keeps the version stamp's)."""
+    if not fork:
+        return weights
+    if fork not in FORKS:
+        raise InputError(f"unknown darknet fork {fork!r}", "--fork", f"use one of: {', '.join(FORKS)}")
+    return replace(weights, header=replace(weights.header, fork_override=fork))
 
 
 def write(path: Union[str, Path], weights: Weights) -> None:

@@ -115,3 +115,19 @@ def test_partial_keeps_the_source_fork_and_resets_seen(tiny):
     assert (cut.header.major, cut.header.minor, cut.header.revision, cut.header.seen) == (0, 2, 5, 0)
     assert cut.header.fork == "alexeyab"
     assert weights.partial(tiny, weights.random(tiny), 7).header.fork == "pjreddie"
+
+
+def test_the_fork_is_reported_with_its_evidence_and_can_be_given():
+    """The fork decides the batch-norm epsilon and the default resize: a known stamp names it,
+    an unknown one is reported as a guess, and --fork overrides either (recorded in the export)."""
+    from model_tools.weights import Weights, with_fork
+
+    known = Header(0, 2, 5, 0)
+    assert known.stamp_is_known and known.fork == "alexeyab" and "from the version stamp 0.2.5" in known.fork_reason
+    unknown = Header(0, 2, 7, 0)
+    assert not unknown.stamp_is_known and "GUESSED" in unknown.fork_reason and "--fork" in unknown.fork_reason
+    given = with_fork(Weights(unknown, np.zeros(0, "<f4"), ()), "pjreddie")
+    assert given.header.fork == "pjreddie" and "as given with --fork" in given.header.fork_reason
+    assert given.to_bytes() == unknown.to_bytes()  # the file itself is never rewritten
+    with pytest.raises(InputError):
+        with_fork(given, "hank")
