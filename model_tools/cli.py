@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from edge_app.errors import InputError, run_command
+from model_tools.dataset import SOURCE_FORMATS
 
 
 def cmd_check(args) -> int:
@@ -101,16 +102,9 @@ def cmd_import(args) -> int:
     from model_tools.names import read_names
 
     ratios = _ratios(args.split)  # every option checked before the (long) import starts
-    if args.format == "flickr27":
-        imported = dataset.import_flickr27(args.source, args.images)
-    elif args.format == "voc":
-        imported = dataset.import_voc(args.source)
-    elif args.format == "openimages":
-        if not (args.descriptions and args.images and args.classes):
-            raise InputError("openimages needs --descriptions, --images and --classes", "import openimages")
-        imported = dataset.import_openimages(args.source, args.descriptions, args.images, args.classes.split(","))
-    else:
-        imported = dataset.import_yolo(args.source, args.names)
+    imported = dataset.import_source(args.format, args.source, images=args.images, names_file=args.names,
+                                     descriptions=args.descriptions,
+                                     classes=(args.classes or "").split(","))
     names = read_names(args.names) if args.names and args.format != "yolo" else None
     report = dataset.build(imported, args.out, names=names, ratios=ratios, seed=args.seed,
                            test_keys=args.test_key or (), valid_keys=args.valid_key or (), name=args.name)
@@ -388,7 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_synth_clip)
 
     p = sub.add_parser("import", help="dataset → darknet layout (images, labels, names, lists, .data)")
-    p.add_argument("format", choices=("flickr27", "voc", "openimages", "yolo"), help="annotation format of the source")
+    p.add_argument("format", choices=SOURCE_FORMATS, help="annotation format of the source")
     p.add_argument("source", help="flickr27: annotation file; voc: VOC folder; openimages: bbox CSV; yolo: folder")
     p.add_argument("out", help="dataset folder to write")
     p.add_argument("--images", help="image folder (flickr27, openimages)")

@@ -306,6 +306,28 @@ def import_yolo(folder: Union[str, Path], names_file: Union[str, Path, None] = N
     return Imported(items, problems, names)
 
 
+SOURCE_FORMATS = ("flickr27", "voc", "openimages", "yolo")
+
+
+def import_source(fmt: str, source: Union[str, Path], *, images: Union[str, Path, None] = None,
+                  names_file: Union[str, Path, None] = None, descriptions: Union[str, Path, None] = None,
+                  classes: Sequence[str] = ()) -> Imported:
+    """The one dispatch from a source format to its importer (the CLI and the pipeline)."""
+    if fmt == "flickr27":
+        return import_flickr27(source, images or None)
+    if fmt == "voc":
+        return import_voc(source)
+    if fmt == "openimages":
+        classes = [c.strip() for c in classes if c.strip()]
+        if not (descriptions and images and classes):
+            raise InputError("openimages needs --descriptions, --images and --classes", "import openimages",
+                             "e.g. --descriptions class-descriptions-boxable.csv --images DIR --classes Boat")
+        return import_openimages(source, descriptions, images, classes)
+    if fmt == "yolo":
+        return import_yolo(source, names_file or None)
+    raise InputError(f"unknown dataset format {fmt!r}", "format", f"use one of: {', '.join(SOURCE_FORMATS)}")
+
+
 # --------------------------------------------------------------------------------------------
 # validation
 

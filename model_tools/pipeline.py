@@ -152,12 +152,10 @@ class Pipeline:
             annotations = synth.generate(self.root / "synth", spec.synth, spec.synth_seed,
                                          size=tuple(spec.synth_size), progress=self.progress)
             imported = dataset.import_flickr27(annotations)
-        elif spec.flickr27:
-            imported = dataset.import_flickr27(spec.flickr27, spec.images or None)
-        elif spec.voc:
-            imported = dataset.import_voc(spec.voc)
         else:
-            imported = dataset.import_yolo(spec.yolo, spec.names_file or None)
+            fmt = next(f for f in ("flickr27", "voc", "yolo") if getattr(spec, f))
+            imported = dataset.import_source(fmt, getattr(spec, fmt), images=spec.images,
+                                             names_file=spec.names_file)
         if self.dataset_dir.exists():
             shutil.rmtree(self.dataset_dir)
         report = dataset.build(imported, self.dataset_dir, names=names, ratios=tuple(spec.ratios),
