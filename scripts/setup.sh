@@ -30,7 +30,7 @@ PY="${PYTHON:-python3}"
 
 pip_quiet() { "$@" --disable-pip-version-check -q 2>&1 | grep -v -e "^WARNING: Location" -e "Running pip as the 'root'" || true; }
 
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import openvino, cv2, edge_app, model_tools, jinja2' 2>/dev/null; then
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import openvino, cv2, edge_app, model_tools, jinja2, hypothesis' 2>/dev/null; then
   log "creating .venv ($("$PY" --version))"
   "$PY" -m venv .venv
   pip_quiet .venv/bin/pip install --upgrade pip
@@ -51,7 +51,7 @@ find_py39() {
 }
 
 if [ "${SKIP_PY39:-0}" != 1 ]; then
-  if [ ! -x .venv39/bin/python ] || ! .venv39/bin/python -c 'import openvino.runtime, cv2, edge_app, jinja2' 2>/dev/null; then
+  if [ ! -x .venv39/bin/python ] || ! .venv39/bin/python -c 'import openvino.runtime, cv2, edge_app, jinja2, hypothesis' 2>/dev/null; then
     PY39="$(find_py39)" || { echo "error: no Python 3.9 found for the Pi-stack tests; install one" \
       "(pyenv install 3.9.18) or set PYTHON39=..., or SKIP_PY39=1 to skip them" >&2; exit 1; }
     log "creating .venv39 ($PY39, OpenVINO 2022.3.1)"
