@@ -617,14 +617,21 @@ def read_data_file(path: Union[str, Path]) -> Dict[str, str]:
 
 def read_labels(label_file: Path, width: int, height: int) -> List[Tuple[int, float, float, float, float]]:
     """(class, x1, y1, x2, y2) in pixels from a YOLO .txt."""
-    rows = []
+    rows: List[Tuple[int, float, float, float, float]] = []
     if not label_file.exists():
         return rows
-    for line in label_file.read_text().splitlines():
+    for number, line in enumerate(read_text(label_file, "label file").splitlines(), 1):
         fields = line.split()
-        if len(fields) != 5:
+        if not fields:
             continue
-        k, cx, cy, w, h = int(fields[0]), *map(float, fields[1:])
+        try:  # a ground-truth line skipped silently would change every score computed from it
+            if len(fields) != 5:
+                raise ValueError(f"expected 5 fields (class cx cy w h), found {len(fields)}")
+            k = int(fields[0])
+            cx, cy, w, h = (_number(v, "", name) for v, name in zip(fields[1:], ("cx", "cy", "w", "h")))
+        except ValueError as exc:
+            raise InputError(f"label line not understood: {exc}", f"{label_file}:{number}",
+                             "fix or remove the line (YOLO format: class cx cy w h, normalised)") from None
         rows.append((k, (cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width,
                      (cy + h / 2) * height))
     return rows
@@ -702,7 +709,7 @@ def check_labels(data_file: Union[str, Path], fork: Optional[str] = None,
             continue
         list_path = _resolve(data[key], base)
         try:
-            images = [line.strip() for line in list_path.read_text().splitlines() if line.strip()]
+            images = [line.strip() for line in read_text(list_path, "image list").splitlines() if line.strip()]
         except OSError as exc:
             raise InputError(f"cannot read the {key} list {list_path}: {exc.strerror}", f"{data_file}: {key}=",
                              "paths in a .data are resolved from the folder darknet runs in") from None

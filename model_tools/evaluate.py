@@ -26,12 +26,13 @@ def ground_truth(valid_list: Union[str, Path], names: Sequence[str],
     `difficult_list` (AlexeyAB's `difficult=` in the .data: a list parallel to the validation
     list whose images' label files hold the difficult boxes), else difficult.json (import's
     record of VOC's flags, box indices per image stem). Image sizes come from the headers."""
+    from edge_app.readers import load_json, read_text
     from model_tools.dataset import label_path, read_labels
     from model_tools.imagesize import image_size
 
     valid_list = Path(valid_list)
     try:
-        paths = [Path(p) for p in valid_list.read_text().split()]
+        paths = [Path(p) for p in read_text(valid_list, "image list").split()]
     except OSError as exc:
         raise InputError(f"cannot read the validation list: {exc.strerror}", str(valid_list)) from None
     if not paths:
@@ -40,7 +41,7 @@ def ground_truth(valid_list: Union[str, Path], names: Sequence[str],
     difficult: Dict[str, List[int]] = {}
     if difficult_list:
         try:
-            listed = [Path(p) for p in Path(difficult_list).read_text().split()]
+            listed = [Path(p) for p in read_text(difficult_list, "image list").split()]
         except OSError as exc:
             raise InputError(f"cannot read the difficult list: {exc.strerror}", str(difficult_list)) from None
         if len(listed) != len(paths):
@@ -49,7 +50,10 @@ def ground_truth(valid_list: Union[str, Path], names: Sequence[str],
         difficult_paths = listed
     else:
         difficult_file = valid_list.parent / "difficult.json"
-        difficult = json.loads(difficult_file.read_text()) if difficult_file.exists() else {}
+        difficult = load_json(difficult_file, "difficult.json") if difficult_file.exists() else {}
+        if not isinstance(difficult, dict):
+            raise InputError("difficult.json must map image stems to box indices", str(difficult_file),
+                             "import the dataset again")
     truths: List[Truth] = []
     for path, hard_path in zip(paths, difficult_paths):
         try:

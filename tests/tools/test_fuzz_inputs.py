@@ -373,3 +373,15 @@ def test_output_paths_that_cannot_be_written(run_cli, tmp_path, output):
         assert result.returncode == 2 and "Traceback" not in result.stderr, (command, result.stderr)
         assert "error:" in result.stderr
         assert {p: p.read_bytes() for p in files_under(tmp_path)} == before
+
+
+@examples(IN_PROCESS)
+@given(mutated(b"0 0.4 0.5 0.3 0.4\n2 0.7 0.6 0.2 0.2\n"))
+def test_label_file_reader_property(data):
+    """Ground-truth labels (evaluate, anchors): every line understood, or InputError at file:line."""
+    with tempfile.TemporaryDirectory() as tmp:
+        rows, error = result_or_input_error(dataset.read_labels, _write(Path(tmp), "x.txt", data), 640, 480)
+    if rows is not None:
+        assert all(math.isfinite(v) for row in rows for v in row[1:])
+    else:
+        assert "x.txt" in error.where
