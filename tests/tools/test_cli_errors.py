@@ -89,7 +89,8 @@ def test_failed_export_leaves_previous_export_intact(run_cli, good, tmp_path):
     out = tmp_path / "model"
     assert export(run_cli, CFG, w, names, out).returncode == 0
     before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in out.iterdir()}
-    assert sorted(before) == ["tiny-224x160.bin", "tiny-224x160.json", "tiny-224x160.xml"]
+    assert sorted(before) == ["tiny-224x160.bin", "tiny-224x160.darknet.cfg", "tiny-224x160.darknet.weights",
+                              "tiny-224x160.json", "tiny-224x160.xml"]  # the darknet pair: OpenCV-DNN engine
     bad = tmp_path / "bad.weights"
     bad.write_bytes(w.read_bytes()[:-4])
     assert_refused(export(run_cli, CFG, bad, names, out), "bytes")
