@@ -61,7 +61,8 @@ def load_detector(config: Config) -> Detector:
 
     log.warning("*** OpenVINO cannot run the model here (%s; %s); FALLING BACK to the OpenCV-DNN "
                 "engine on the CPU, much slower than the NCS2. Set model.fallback = \"\" to refuse "
-                "to start instead. ***", problem.what, openvino_report().verdict or "no device")
+                "to start instead. ***", problem.what,
+                openvino_report().verdict if problem.where == "device" else problem.fix)
     return Detector(m.path, "CPU", conf, nms, engine="opencv")
 
 

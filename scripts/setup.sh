@@ -4,8 +4,9 @@
 #     plus the shell linter and systemd-analyze (packages shellcheck, systemd) for the deploy checks
 #     and chromium (headless) for the live-view tests
 #   - .venv   : the training-box side (current OpenVINO, OpenCV 4.x, matplotlib, tqdm, pytest)
-#   - .venv39 : the Pi's Python 3.9 with OpenVINO 2022.3.1 (the MYRIAD-era API), for the edge
-#               tests; skipped with SKIP_PY39=1
+#   - .venv39, .venv39-ov2022.1 : the Pi's Python 3.9 with OpenVINO 2022.3.1 and 2022.1.0, for
+#               the edge tests; skipped with SKIP_PY39=1
+#   - the emulated Pi root (scripts/pi-root.sh, cached in /var/cache/edge-vision); SKIP_PI_ROOT=1
 # Sourced by scripts/test.sh and scripts/demo.sh; safe to run on its own.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -50,14 +51,35 @@ find_py39() {
   return 1
 }
 
-if [ "${SKIP_PY39:-0}" != 1 ]; then
-  if [ ! -x .venv39/bin/python ] || ! .venv39/bin/python -c 'import openvino.runtime, cv2, edge_app, jinja2, hypothesis' 2>/dev/null; then
+# The Pi's API levels, each in a Python 3.9 venv with the x86 wheel of a release that drives an
+# NCS2 from a Pi (docs/ncs2-runtimes.md): the edge suite runs on each (scripts/test.sh).
+#   .venv39          OpenVINO 2022.3.1 (API 2.0; its armhf archive has the ARM CPU plugin)
+#   .venv39-ov2022.1 OpenVINO 2022.1.0 (API 2.0; its Raspbian archive has the MYRIAD plugin),
+#                    with numpy 1.19.5, Bullseye's numpy
+make_py39_venv() {
+  local dir="$1" openvino="$2" numpy="$3" opencv="$4"
+  if [ ! -x "$dir/bin/python" ] || ! "$dir/bin/python" -c 'import openvino.runtime, cv2, edge_app, jinja2, hypothesis' 2>/dev/null; then
     PY39="$(find_py39)" || { echo "error: no Python 3.9 found for the Pi-stack tests; install one" \
       "(pyenv install 3.9.18) or set PYTHON39=..., or SKIP_PY39=1 to skip them" >&2; exit 1; }
-    log "creating .venv39 ($PY39, OpenVINO 2022.3.1)"
-    "$PY39" -m venv .venv39
-    pip_quiet .venv39/bin/pip install --upgrade pip
-    pip_quiet .venv39/bin/pip install -e ".[test]" "openvino==2022.3.1" "numpy<2" "opencv-python-headless>=4.5,<5"
-    .venv39/bin/python -c 'import openvino.runtime, cv2, edge_app'
+    log "creating $dir ($PY39, OpenVINO $openvino)"
+    "$PY39" -m venv "$dir"
+    pip_quiet "$dir/bin/pip" install --upgrade pip
+    pip_quiet "$dir/bin/pip" install -e ".[test]" "openvino==$openvino" "$numpy" "$opencv"
+    "$dir/bin/python" -c 'import openvino.runtime, cv2, edge_app'
+  fi
+}
+
+if [ "${SKIP_PY39:-0}" != 1 ]; then
+  make_py39_venv .venv39 2022.3.1 "numpy<2" "opencv-python-headless>=4.5,<5"
+  make_py39_venv .venv39-ov2022.1 2022.1.0 "numpy==1.19.5" "opencv-python-headless>=4.5,<4.9"
+fi
+
+# The emulated Raspberry Pi (tests/pi): a cached Debian Bullseye armhf root, root only
+if [ "${SKIP_PI_ROOT:-0}" != 1 ]; then
+  if [ "$(id -u)" -eq 0 ]; then
+    bash "$REPO/scripts/pi-root.sh"
+  else
+    log "not root: the emulated Pi root is not built (tests/pi/test_emulated_pi.py will fail);" \
+      "run scripts/pi-root.sh as root, or SKIP_PI_ROOT=1"
   fi
 fi

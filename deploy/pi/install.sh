@@ -12,8 +12,8 @@
 # (model.engine = "opencv"; the export bundle carries the darknet cfg + weights).
 #
 # What it does:
-#   1. apt (--no-install-recommends): python3-venv python3-pip python3-numpy python3-opencv
-#      python3-systemd libusb-1.0-0; python3-picamera2 when the archive has it (Raspberry Pi OS)
+#   1. apt (--no-install-recommends): deploy/pi/apt-packages.txt (python3 venv, pip, numpy,
+#      opencv, systemd; libusb); python3-picamera2 when the archive has it (Raspberry Pi OS)
 #   2. the OpenVINO runtime, if given, unpacked into /opt/intel/openvino_2022 (plugins reported)
 #   3. udev rules for the stick (03e7:2485, 03e7:f63b)
 #   4. user and group edge-app (groups video, users, plugdev)
@@ -65,7 +65,8 @@ fi
 echo "==> apt packages"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-wanted=(python3-venv python3-pip python3-numpy python3-opencv python3-systemd libusb-1.0-0)
+[ -f "$HERE/apt-packages.txt" ] || die "$HERE/apt-packages.txt missing: run install.sh from a full clone"
+mapfile -t wanted < <(grep -v '^#' "$HERE/apt-packages.txt")
 if apt-cache show python3-picamera2 >/dev/null 2>&1; then
   wanted+=(python3-picamera2)
 else
@@ -74,6 +75,14 @@ else
        "cameras will" >&2
 fi
 mkdir -p "$STATE"
+touch "$STATE/created-dirs"
+# directories that did not exist, in creation order: uninstall.sh --purge removes them (if empty)
+make_dirs() {
+  local dir
+  for dir in "$@"; do
+    if [ ! -d "$dir" ]; then mkdir "$dir" && echo "$dir" >> "$STATE/created-dirs"; fi
+  done
+}
 new=()
 for pkg in "${wanted[@]}"; do dpkg -s "$pkg" >/dev/null 2>&1 || new+=("$pkg"); done
 apt-get install -y -qq --no-install-recommends "${wanted[@]}" >/dev/null
@@ -92,7 +101,8 @@ if [ -n "$OPENVINO_SRC" ]; then
   status=0
   bash "$HERE/openvino-plugins.sh" "$archive" || status=$?
   [ "$status" -ne 2 ] || die "$OPENVINO_SRC is not an OpenVINO runtime archive"
-  mkdir -p "$WORK/unpack" "$(dirname "$OPENVINO_DIR")"
+  mkdir -p "$WORK/unpack"
+  make_dirs "$(dirname "$OPENVINO_DIR")"
   tar -xzf "$archive" -C "$WORK/unpack" || die "cannot unpack $archive"
   top="$(dirname "$(find "$WORK/unpack" -maxdepth 2 -name setupvars.sh | head -n1)")"
   rm -rf "$OPENVINO_DIR.new"
@@ -109,7 +119,8 @@ else
 fi
 
 echo "==> udev rules for the NCS2"
-install -D -m 0644 "$REPO/systemd/97-myriad-usbboot.rules" /etc/udev/rules.d/97-myriad-usbboot.rules
+make_dirs /etc/udev /etc/udev/rules.d
+install -m 0644 "$REPO/systemd/97-myriad-usbboot.rules" /etc/udev/rules.d/97-myriad-usbboot.rules
 if ! { command -v udevadm >/dev/null && udevadm control --reload-rules 2>/dev/null && udevadm trigger; }; then
   echo "note: udev is not running here; the rules apply after a reboot or re-plug" >&2
 fi
@@ -179,7 +190,8 @@ runuser -u edge-app -- "$PREFIX/run.sh" check --config "$ETC/edge-app.toml" \
   || echo "warning: 'edge-app check' reported problems (see above); the service is installed anyway" >&2
 
 echo "==> systemd unit"
-install -D -m 0644 "$REPO/systemd/edge-app.service" /etc/systemd/system/edge-app.service
+make_dirs /etc/systemd /etc/systemd/system
+install -m 0644 "$REPO/systemd/edge-app.service" /etc/systemd/system/edge-app.service
 if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
   systemctl daemon-reload
   systemctl enable edge-app.service

@@ -21,7 +21,9 @@ if id edge-app >/dev/null 2>&1; then userdel edge-app; fi
 if getent group edge-app >/dev/null; then groupdel edge-app; fi
 if [ "$PURGE" -eq 1 ]; then
   rm -rf /etc/edge-app /opt/intel/openvino_2022
-  rmdir /opt/intel 2>/dev/null || true
+  if [ -s "$STATE/created-dirs" ]; then  # the installer's own, newest first, if now empty
+    tac "$STATE/created-dirs" | while read -r dir; do rmdir "$dir" 2>/dev/null || true; done
+  fi
   if [ -s "$STATE/apt-packages" ]; then
     mapfile -t added < <(sort -u "$STATE/apt-packages")
     DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq --autoremove "${added[@]}" >/dev/null
