@@ -4,8 +4,16 @@ Sources: a V4L2/USB camera, video file or RTSP/HTTP stream through OpenCV; a fol
 the Pi camera through picamera2 (imported only when used). The capture thread puts each frame
 into a one-slot mailbox; a frame not yet taken is replaced and counted as dropped, so inference
 always gets the newest frame and latency stays bounded when the camera outruns the stick.
-A source that vanishes (camera unplugged, stream closed) is re-opened with exponential backoff;
-the thread never dies of it and reports its state.
+A source that vanishes (camera unplugged, stream closed, a looping file deleted) is re-opened
+with exponential backoff (source.retry_min doubling up to retry_max); the thread never dies of
+it and reports its state. Whatever the library underneath raises (SourceError, cv2.error, ...)
+is handled the same way.
+
+A finite source (a file or folder with loop = false) is a job with a defined input, so it is
+not retried: missing, unreadable (empty, garbage, header only) or ending early (fewer frames
+than its header announces: truncated or corrupt) is a failure, `failure` says why, and the
+daemon exits 2 after publishing what it did read. A looping file that is missing or unreadable
+is retried like a camera (it may be replaced), and warned about.
 """
 from __future__ import annotations
 
@@ -38,6 +46,24 @@ class Frame:
     image: np.ndarray  # BGR u8, H x W x 3
 
 
+def describe_error(exc: BaseException) -> str:
+    """A source error in one line; errors of the libraries underneath keep their type's name."""
+    if isinstance(exc, SourceError):
+        return str(exc)
+    return f"{type(exc).__module__}.{type(exc).__name__}: {exc}".strip()
+
+
+def short_file_problem(uri: str, frames: int, announced: Optional[int]) -> Optional[str]:
+    """Why a pass over a video file that delivered `frames` frames was not a whole file, or None.
+    Some containers only estimate their frame count, hence the slack of 2 frames or 5 %."""
+    if frames == 0:
+        return (f"video file {uri} delivered no frame (empty, not a video, or header only)")
+    if announced and frames + max(2, announced // 20) < announced:
+        return (f"video file {uri} ended after {frames} of the {announced} frames its header "
+                "announces (truncated or corrupt)")
+    return None
+
+
 class OpenCVSource:
     """Camera index, /dev/videoN, video file, or rtsp://, http:// stream."""
 
@@ -48,6 +74,9 @@ class OpenCVSource:
         self.finite = self.is_file and not cfg.loop
         self._cap = None
         self.frame_interval: Optional[float] = None
+        self._announced: Optional[int] = None  # the file header's frame count
+        self._pass_frames = 0  # frames read since the file was (re)opened
+        self._warned_short = False
 
     @property
     def name(self) -> str:
@@ -58,9 +87,14 @@ class OpenCVSource:
 
         if self.is_file and not Path(self.uri).is_file():
             raise SourceError(f"video file {self.uri} does not exist")
+        if self.uri.isdigit() and int(self.uri) > 255:
+            raise SourceError(f"camera index {self.uri} is out of range (0-255)")
         cap = cv2.VideoCapture(int(self.uri) if self.uri.isdigit() else self.uri)
         if not cap.isOpened():
             cap.release()
+            if self.is_file:
+                raise SourceError(f"cannot open video file {self.uri} (empty, not a video "
+                                  "OpenCV can decode, or header only)")
             raise SourceError(f"cannot open {self.uri}")
         if not self.is_file:
             if self.cfg.width and self.cfg.height:
@@ -71,17 +105,37 @@ class OpenCVSource:
             cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # keep the driver's queue short: fresh frames
         fps = cap.get(cv2.CAP_PROP_FPS)
         self.frame_interval = 1.0 / fps if self.is_file and self.cfg.realtime and fps > 0 else None
+        count = cap.get(cv2.CAP_PROP_FRAME_COUNT) if self.is_file else 0
+        self._announced = int(count) if count and 0 < count < 1e9 else None
+        self._pass_frames = 0
         self._cap = cap
 
     def read(self) -> Optional[np.ndarray]:
-        """The next frame; None at the end of a file or when the device stops delivering."""
+        """The next frame; None when a camera or stream stops delivering or a whole file has
+        been read. SourceError when a file ends short (see short_file_problem) or, looping,
+        cannot be re-opened."""
         ok, image = self._cap.read()
-        if not ok and self.is_file and self.cfg.loop:
-            # re-open rather than seek: seeking to 0 fails on some containers (MJPEG AVI)
-            self.close()
-            self.open()
-            ok, image = self._cap.read()
-        return image if ok else None
+        if ok:
+            self._pass_frames += 1
+            return image
+        if not self.is_file:
+            return None
+        problem = short_file_problem(self.uri, self._pass_frames, self._announced)
+        if not self.cfg.loop or self._pass_frames == 0:
+            if problem:
+                raise SourceError(problem)
+            return None
+        if problem and not self._warned_short:
+            self._warned_short = True
+            log.warning("%s; looping over what it holds", problem)
+        # re-open rather than seek: seeking to 0 fails on some containers (MJPEG AVI)
+        self.close()
+        self.open()
+        ok, image = self._cap.read()
+        if not ok:
+            raise SourceError(f"video file {self.uri} delivered no frame after the loop restarted")
+        self._pass_frames = 1
+        return image
 
     def close(self) -> None:
         if self._cap is not None:
@@ -289,6 +343,8 @@ class Capture(threading.Thread):
         self.frames = 0
         self.reconnects = 0
         self.last_error = ""
+        self.failure: Optional[str] = None  # why a finite source failed (the run then exits 2)
+        self._delay = cfg.retry_min
 
     def _set_state(self, state: str, detail: str = "") -> None:
         if state != self.state:
@@ -307,21 +363,35 @@ class Capture(threading.Thread):
             self.stop_event.wait(min(left, 0.5))
         return True
 
+    def _fail(self, reason: str) -> None:
+        self.failure = self.last_error = reason
+        self._set_state("failed", reason)
+
+    def _back_off(self, reason: str) -> bool:
+        """Wait before the next attempt, doubling the delay; True if stopped meanwhile."""
+        self.last_error = reason
+        self._set_state("retrying", f"{reason}; next try in {self._delay:.0f} s")
+        self.reconnects += 1
+        stopped = self._sleep(self._delay)
+        self._delay = min(self._delay * 2, self.cfg.retry_max)
+        return stopped
+
     def _open_with_backoff(self) -> bool:
-        delay = self.cfg.retry_min
         while not self.stop_event.is_set():
             self.heartbeat.beat()
             try:
                 self.source.open()
                 self._set_state("running")
                 return True
-            except SourceError as exc:
-                self.last_error = str(exc)
-                self._set_state("retrying", f"{exc}; next try in {delay:.0f} s")
-                self.reconnects += 1
-            if self._sleep(delay):
+            # SourceError, or whatever the library underneath raises (cv2.error, OSError, ...)
+            except Exception as exc:
+                reason = describe_error(exc)
+                self.source.close()
+            if self.source.finite:
+                self._fail(reason)
                 return False
-            delay = min(delay * 2, self.cfg.retry_max)
+            if self._back_off(reason):
+                return False
         return False
 
     def run(self) -> None:
@@ -336,29 +406,47 @@ class Capture(threading.Thread):
         while not self.stop_event.is_set():
             if not self._open_with_backoff():
                 return
-            started, count = time.monotonic(), 0
-            while not self.stop_event.is_set():
-                self.heartbeat.beat()
-                image = self.source.read()
-                if image is None:
-                    break
-                now = time.monotonic()
-                frame = Frame(self.frames, time.time(), now, image)
-                self.frames += 1
-                while not self.mailbox.put(frame, wait=self.cfg.every_frame):
-                    self.heartbeat.beat()
-                    if self.stop_event.is_set():
-                        return
-                count += 1
-                if self.source.frame_interval:  # play files at their own pace
-                    self._sleep(started + count * self.source.frame_interval - time.monotonic())
-            self.source.close()
+            problem, count = None, 0
+            try:
+                count = self._stream()
+            # SourceError, or whatever the library underneath raises (cv2.error, OSError, ...)
+            except Exception as exc:
+                problem = describe_error(exc)
+            finally:
+                self.source.close()
             if self.stop_event.is_set():
                 return
             if self.source.finite:
-                self._set_state("ended")
+                if problem or not count:
+                    self._fail(problem or f"{self.source.name} delivered no frame")
+                else:
+                    self._set_state("ended")
                 return
-            self._set_state("lost", "no frame from the source")
+            if count:
+                self._delay = self.cfg.retry_min  # it worked for a while: start over quickly
+                self._set_state("lost", problem or "no frame from the source")
+            elif self._back_off(problem or "the source opened but delivered no frame"):
+                return
+
+    def _stream(self) -> int:
+        """Read frames into the mailbox until the source ends or stop; returns how many."""
+        started, count = time.monotonic(), 0
+        while not self.stop_event.is_set():
+            self.heartbeat.beat()
+            image = self.source.read()
+            if image is None:
+                break
+            now = time.monotonic()
+            frame = Frame(self.frames, time.time(), now, image)
+            self.frames += 1
+            while not self.mailbox.put(frame, wait=self.cfg.every_frame):
+                self.heartbeat.beat()
+                if self.stop_event.is_set():
+                    return count
+            count += 1
+            if self.source.frame_interval:  # play files at their own pace
+                self._sleep(started + count * self.source.frame_interval - time.monotonic())
+        return count
 
 
 def check_source(cfg: SourceConfig) -> str:
@@ -367,8 +455,10 @@ def check_source(cfg: SourceConfig) -> str:
     try:
         source.open()
         image = source.read()
-    except SourceError as exc:
-        raise InputError(str(exc), "source.uri", "check the camera, file or stream address") from None
+    # SourceError, or whatever the library underneath raises (cv2.error, OSError, ...)
+    except Exception as exc:
+        raise InputError(describe_error(exc), "source.uri",
+                         "check the camera, file or stream address") from None
     finally:
         source.close()
     if image is None:

@@ -148,9 +148,15 @@ def cmd_run(args) -> int:
         listeners.append(lambda message: events_out.write(json.dumps(message) + "\n"))
     if args.print:
         listeners.append(lambda message: print(describe_event(message), flush=True))
-    daemon = Daemon(config, sinks, event_listeners=listeners)
     started = time.monotonic()
-    code = daemon.run()
+    while True:  # more than once only when SIGHUP reloads the configuration
+        daemon = Daemon(config, sinks, event_listeners=listeners)
+        daemon.reload = lambda: config_from_args(args)
+        code = daemon.run()
+        if daemon.next_config is None:
+            break
+        config = daemon.next_config
+        setup_logging(config.service.log_level)
     if args.print and daemon.objects is not None:
         print(f"events: {daemon.objects.events_sent} ({daemon.objects.snapshots_sent} snapshots published)"
               + (f"; best frames saved in {config.snapshots.folder}" if config.snapshots.folder else ""))

@@ -1,11 +1,18 @@
 """`edge-app run`: start the stages in dependency order, supervise, stop in reverse.
 
 Start-up: config → model on the device (loud, explicit fallback) → MQTT (background connect) →
-capture → inference → output. READY=1 goes to systemd once the first frame has gone through.
-The supervisor (main thread) then pings the watchdog at half WATCHDOG_USEC while no stage is
-stalled, updates STATUS= with live fps, and publishes stats. SIGTERM/SIGINT: stop capture,
-drain the requests in flight, publish "stopped", exit 0. A finite source (a file) ends the
-run the same way once every frame has been published.
+capture → inference → output. READY=1 goes to systemd once the first frame has gone through,
+or once the pipeline runs and waits for a source that is not there yet (a camera unplugged at
+boot: STATUS says "source retrying", capture retries with backoff, the watchdog keeps being
+fed because capture keeps beating). The supervisor (main thread) then pings the watchdog at
+half WATCHDOG_USEC while no stage is stalled, updates STATUS= with live fps, and publishes stats.
+
+Exits: SIGTERM/SIGINT: stop capture, drain the requests in flight, publish "stopped", exit 0.
+A finite source (a file) ends the run the same way once every frame has been published: exit
+0 if it was read whole, 2 if it failed (missing, unreadable, truncated; see capture.py). A
+stage failure exits 1. SIGHUP reloads: the configuration is read again and, if valid, the
+pipeline is stopped as for SIGTERM and started again with it in the same process (RELOADING=1,
+then READY=1); an invalid new configuration is logged and the running one kept.
 """
 from __future__ import annotations
 
@@ -96,6 +103,9 @@ class Daemon:
         self.output: Optional[Output] = None
         self.stalled: List[str] = []
         self.host_cpu = HostCpu()
+        self._hangup = threading.Event()
+        self.reload: Optional[Callable[[], Config]] = None  # re-reads the configuration (SIGHUP)
+        self.next_config: Optional[Config] = None  # set when supervise() ended for a reload
 
     # -- start / stop ---------------------------------------------------------------------
 
@@ -261,13 +271,20 @@ class Daemon:
                 log.error("pipeline failed: %s", error)
                 return 1
             if self.finished():
+                if self.capture.failure:
+                    log.error("source failed: %s (the %d frames read before it were processed)",
+                              self.capture.failure, self.output.processed)
+                    return 2
                 log.info("source ended and every frame was processed")
                 return 0
+            if self._hangup.is_set() and self._reload_requested():
+                return 0
             now = time.monotonic()
-            if not ready and self.output.first_frame.is_set():
+            if not ready and (self.output.first_frame.is_set() or self.capture.state == "retrying"):
                 ready = True
                 self.notifier.ready(self.status_line())
-                log.info("first frame through the pipeline: ready")
+                log.info("first frame through the pipeline: ready" if self.output.first_frame.is_set()
+                         else "pipeline running, waiting for the source: ready")
             healthy = self.healthy()
             if ping and ready and now >= next_ping:
                 if healthy:
@@ -290,11 +307,29 @@ class Daemon:
             self.stop_event.wait(tick)
         return 0
 
+    def _reload_requested(self) -> bool:
+        """SIGHUP: True (stop, then start again with next_config) if the configuration read
+        again is valid; otherwise log why and keep running as we are."""
+        self._hangup.clear()
+        if self.reload is None:
+            log.warning("SIGHUP: nothing to reload from; ignored")
+            return False
+        try:
+            config = self.reload()
+        except InputError as exc:
+            log.error("SIGHUP: the configuration was not reloaded, the running one stays: %s", exc)
+            return False
+        log.info("SIGHUP: configuration %s read again; restarting the pipeline with it", config.path)
+        self.notifier.send("RELOADING=1")
+        self.next_config = config
+        return True
+
     def run(self) -> int:
         signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
         signal.signal(signal.SIGINT, lambda *_: self.stop_event.set())
         # before any worker thread allocates: keeps RSS flat at full speed (allocator.py)
         limit_arenas()
+        signal.signal(signal.SIGHUP, lambda *_: self._hangup.set())
         code = 1
         try:  # stop() also after a failed start: a started publisher says "stopped" and ends
             self.start()

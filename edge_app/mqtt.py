@@ -11,8 +11,16 @@ Other modules add what they need at the boundary without knowing paho: `on_conne
 handler)` (renewed on every connect) and `publish_raw` for bytes and topics outside the base.
 
 A broker outage never blocks the pipeline: paho's network loop runs in its own thread and
-reconnects by itself; QoS >= 1 messages produced meanwhile wait in paho's queue, bounded by
-mqtt.queue_limit, and go out after reconnect. Messages that do not fit are counted as overflow.
+reconnects by itself. QoS >= 1 messages produced while disconnected wait in an outage queue of
+mqtt.queue_limit messages and go out, in order, right after "online" on the reconnect. When it
+is full the OLDEST message gives way to the new one (counted as overflow): a subscriber wants
+the present state of the scene more than the distant past, and frame ids show the gap.
+
+Stopping (SIGTERM) during an outage: the broker gets STOP_GRACE seconds to come back, so the
+queue and the retained "stopped" can still go out; whatever is undelivered then is dropped
+and the log says how many. If "stopped" could not be published, the retained availability is
+what the broker last had: "offline" (our will) if it saw the connection die, otherwise
+whatever it kept (see docs/mqtt.md).
 """
 from __future__ import annotations
 
@@ -21,7 +29,8 @@ import logging
 import ssl
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from collections import deque
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple, Union
 
 from edge_app.config import Config
 from edge_app.errors import InputError
@@ -30,6 +39,7 @@ from edge_app.messages import EncodedDetections
 log = logging.getLogger(__name__)
 
 AVAILABLE, DETECTIONS, STATS = "available", "detections", "stats"
+STOP_GRACE = 5.0  # seconds a stop waits for an absent broker (well inside systemd's stop timeout)
 
 
 class Publisher:
@@ -43,7 +53,7 @@ class Publisher:
         self.connected = False
         self.published = 0  # messages handed to paho
         self.delivered = 0  # acknowledged by the broker (QoS>=1) or written (QoS 0)
-        self.overflow = 0  # QoS>=1 messages refused because the queue was full
+        self.overflow = 0  # QoS>=1 messages dropped (the oldest) because the outage queue was full
         self.dropped_offline = 0  # QoS 0 messages produced while disconnected
         self.skipped = 0  # frames not published by policy or rate limit
         self.connects = 0
@@ -54,11 +64,17 @@ class Publisher:
         self._stopping = False
         self.connect_hooks: List[Callable[[], None]] = []
         self.subscriptions: List[Tuple[str, Callable[[str, bytes, bool], None]]] = []
+        # (topic, text, qos, retain) produced while disconnected; the lock orders publish()
+        # against the flush on reconnect, so messages keep their order
+        self._outage: Deque[Tuple[str, str, int, bool]] = deque()
+        self._send_lock = threading.Lock()
 
         client_id = self.cfg.client_id or f"edge-app-{config.device_id}"
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                              clean_session=True)
-        client.max_queued_messages_set(self.cfg.queue_limit)
+        # paho's own queue holds what was in flight at a disconnect plus a flushed outage
+        # queue; the limit is a backstop
+        client.max_queued_messages_set(2 * self.cfg.queue_limit)
         client.reconnect_delay_set(max(1, int(self.cfg.reconnect_min)),
                                    max(1, int(self.cfg.reconnect_max)))
         client.will_set(self.topic(AVAILABLE), "offline", qos=1, retain=True)
@@ -100,10 +116,15 @@ class Publisher:
             self.last_error = f"broker refused the connection: {reason_code}"
             log.error("MQTT: %s", self.last_error)
             return
-        self.connected = True
+        with self._send_lock:
+            client.publish(self.topic(AVAILABLE), "online", qos=1, retain=True)
+            waiting = len(self._outage)
+            while self._outage:
+                self._hand_over(*self._outage.popleft())
+            self.connected = True
         self.connects += 1
-        log.info("MQTT: connected to %s:%d", self.cfg.host, self.cfg.port)
-        client.publish(self.topic(AVAILABLE), "online", qos=1, retain=True)
+        log.info("MQTT: connected to %s:%d%s", self.cfg.host, self.cfg.port,
+                 f"; sending the {waiting} message(s) of the outage" if waiting else "")
         for topic_filter, _ in self.subscriptions:
             client.subscribe(topic_filter, qos=1)
         for hook in self.connect_hooks:
@@ -139,8 +160,8 @@ class Publisher:
 
     @property
     def queued(self) -> int:
-        """Messages handed over and not yet delivered."""
-        return max(0, self.published - self.delivered)
+        """Messages not yet delivered: handed to paho, or waiting for the broker to return."""
+        return max(0, self.published - self.delivered) + len(self._outage)
 
     # -- publishing -----------------------------------------------------------------------
 
@@ -148,11 +169,21 @@ class Publisher:
                 retain: bool = False) -> bool:
         """payload: a JSON-able dict, or its JSON text already rendered."""
         qos = self.cfg.qos if qos is None else qos
-        if qos == 0 and not self.connected:
-            self.dropped_offline += 1
-            return False
         text = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
-        info = self.client.publish(self.topic(leaf), text, qos=qos, retain=retain)
+        with self._send_lock:
+            if self.connected:
+                return self._hand_over(self.topic(leaf), text, qos, retain)
+            if qos == 0:
+                self.dropped_offline += 1
+                return False
+            if len(self._outage) >= self.cfg.queue_limit:
+                self._outage.popleft()  # the oldest gives way (see the module's docstring)
+                self.overflow += 1
+            self._outage.append((self.topic(leaf), text, qos, retain))
+            return True
+
+    def _hand_over(self, topic: str, text: str, qos: int, retain: bool) -> bool:
+        info = self.client.publish(topic, text, qos=qos, retain=retain)
         if info.rc == self._mqtt.MQTT_ERR_QUEUE_SIZE:
             self.overflow += 1
             return False
@@ -203,24 +234,56 @@ class Publisher:
         return False
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Clean shutdown: retained "stopped", wait for delivery, disconnect (no will)."""
+        """Clean shutdown: retained "stopped", wait for delivery, disconnect (no will). In an
+        outage, the broker first gets STOP_GRACE seconds to come back (see the docstring)."""
         self._stopping = True
+        end = time.monotonic() + timeout
+        if not self.connected:
+            self.client.loop_stop()  # from here this thread runs the network loop itself
+            log.warning("MQTT: stopping while the broker is unreachable; waiting up to %.0f s for "
+                        "it, %d message(s) queued", STOP_GRACE, self.queued)
+            self._reconnect_within(time.monotonic() + STOP_GRACE)
+            end = time.monotonic() + timeout
+            wait = self.client.loop
+        else:
+            wait = time.sleep
+        stopped = None
         if self.connected:
-            info = self.client.publish(self.topic(AVAILABLE), "stopped", qos=1, retain=True)
-            if info.rc == self._mqtt.MQTT_ERR_QUEUE_SIZE:
+            stopped = self.client.publish(self.topic(AVAILABLE), "stopped", qos=1, retain=True)
+            if stopped.rc == self._mqtt.MQTT_ERR_QUEUE_SIZE:
                 # the queue is full (a broker that just came back): is_published() would raise;
                 # wait for the backlog only, and leave without DISCONNECT so that the broker
                 # publishes the will ("offline") instead of a stale "online"
                 self.overflow += 1
-                info = None
-            end = time.monotonic() + timeout
-            while time.monotonic() < end and (self.queued > 0 or (info is not None and not info.is_published())):
-                time.sleep(0.05)
-            if info is None:
+                while time.monotonic() < end and self.queued > 0:
+                    wait(0.05)
+                log.warning("MQTT: no room for \"stopped\"; leaving without DISCONNECT so that the "
+                            "broker publishes the will (\"offline\"); %d message(s) undelivered",
+                            self.queued)
                 self.client.loop_stop()
                 return
+            while time.monotonic() < end and (self.queued > 0 or not stopped.is_published()):
+                wait(0.05)
+        undelivered = self.queued
+        if undelivered:
+            log.warning("MQTT: dropping %d queued QoS %d message(s) the broker did not take",
+                        undelivered, self.cfg.qos)
+        if stopped is None or not stopped.is_published():
+            log.warning("MQTT: could not publish the retained availability \"stopped\"; the broker "
+                        "keeps what it had: \"offline\" (the will) if it saw the connection drop")
         self.client.disconnect()
         self.client.loop_stop()
+
+    def _reconnect_within(self, deadline: float) -> None:
+        while not self.connected and time.monotonic() < deadline:
+            try:
+                self.client.reconnect()
+            except (OSError, ValueError):  # still away: refused, unreachable, no route
+                time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+                continue
+            while not self.connected and time.monotonic() < deadline:
+                if self.client.loop(0.1) != self._mqtt.MQTT_ERR_SUCCESS:
+                    break  # the connection failed again: try anew
 
 
 def check_broker(config: Config, timeout: float = 5.0) -> str:

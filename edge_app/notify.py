@@ -42,6 +42,9 @@ class Notifier:
         try:
             if self._socket is None:
                 self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                # a reader that stopped reading must not block the supervisor: a failed send is
+                # logged at debug level and the next ping or status tries again
+                self._socket.setblocking(False)
             self._socket.sendto(message.encode("utf-8"), self.address)
             return True
         except OSError:
