@@ -184,7 +184,7 @@ def cmd_check(args) -> int:
     for line in openvino_report().lines():
         print(f"runtime: {line}")
     failures = 0
-    checks = [("model", lambda: _model_report(load_detector(config))),
+    checks = [("model", lambda: _model_report(load_detector(config), config)),
               ("source", lambda: check_source(config.source))]
     if config.mqtt.enabled:
         checks.append(("broker", lambda: check_broker(config)))
@@ -198,8 +198,11 @@ def cmd_check(args) -> int:
     return 0 if not failures else 1
 
 
-def _model_report(detector) -> str:
+def _model_report(detector, config) -> str:
+    from edge_app.daemon import check_classes
+
     info = detector.info
+    check_classes(config.detect.classes, info.labels)
     return (f"{info.model_id} ({info.precision}, {info.width}x{info.height}, {info.classes} classes) "
             f"on {detector.adapter.describe()}")
 

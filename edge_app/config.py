@@ -6,6 +6,7 @@ environment variable, never from the TOML itself, and never shown.
 """
 from __future__ import annotations
 
+import math
 import os
 import socket
 import sys
@@ -145,6 +146,10 @@ class Config:
             except OSError as exc:
                 raise InputError(f"cannot read the MQTT password file: {exc.strerror}",
                                  "mqtt.password_file", "check the path and its permissions") from None
+            except UnicodeDecodeError as exc:
+                raise InputError(f"the MQTT password file is not UTF-8 text (byte {exc.start})",
+                                 f"mqtt.password_file ({self.mqtt.password_file})",
+                                 "write the password as UTF-8 text") from None
         if self.mqtt.password_env:
             value = os.environ.get(self.mqtt.password_env)
             if value is None:
@@ -184,6 +189,11 @@ CHOICES = {
     ("service", "log_level"): ("debug", "info", "warning", "error"),
 }
 SECRET_KEYS = {("mqtt", "password")}
+MAX_REQUESTS = 64  # more requests than this buy nothing on any device and cost a frame each
+MAX_HOST = 253  # the longest DNS name
+# bytes of UTF-8: MQTT allows 65535 per string, but an id or topic part this long is a mistake
+# (a pasted file), and an over-long one killed paho's network thread
+MAX_MQTT_NAME = 1024
 
 
 def _coerce(value: Any, default: Any, key: str, errors: List[str]) -> Any:
@@ -229,11 +239,21 @@ def _check_values(config: Config, errors: List[str]) -> None:
         if value not in choices:
             errors.append(f"{section}.{key}: {value!r} is not one of "
                           f"{', '.join(repr(c) for c in choices)}{did_you_mean(str(value), map(str, choices))}")
+    for section in SECTIONS:  # every number finite, no NUL in any text
+        current = getattr(config, section)
+        for f in fields(current):
+            value = getattr(current, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                errors.append(f"{section}.{f.name}: must be a finite number, found {value}")
+            texts = value if isinstance(value, tuple) else (value,)
+            if any(isinstance(t, str) and "\0" in t for t in texts):
+                errors.append(f"{section}.{f.name}: contains a NUL character; remove it")
     m, d, s, q, v = config.model, config.detect, config.source, config.mqtt, config.service
     if not m.path:
         errors.append("model.path: required: the folder or .json written by `model-tools export`")
-    if m.requests < 0:
-        errors.append("model.requests: must be >= 0 (0 = the device's optimum)")
+    if not 0 <= m.requests <= MAX_REQUESTS:
+        errors.append(f"model.requests: must be 0 (the device's optimum) to {MAX_REQUESTS}, "
+                      f"found {m.requests}")
     for key in ("confidence", "nms"):
         value = getattr(d, key)
         if value >= 0 and not 0 < value < 1:
@@ -242,14 +262,28 @@ def _check_values(config: Config, errors: List[str]) -> None:
         errors.append(f"mqtt.port: {q.port} is not a TCP port (1-65535)")
     if q.enabled and not q.host:
         errors.append("mqtt.host: empty; give the broker's host name or address, or set mqtt.enabled = false")
+    if len(q.host) > MAX_HOST:
+        errors.append(f"mqtt.host: {len(q.host)} characters; a host name has at most {MAX_HOST}")
+    if not 0 <= q.keepalive <= 65535:
+        errors.append(f"mqtt.keepalive: must be 0 (off) to 65535 seconds, found {q.keepalive}")
+    for key in ("client_id", "topic_prefix", "device_id"):
+        if len(getattr(q, key).encode("utf-8")) > MAX_MQTT_NAME:
+            errors.append(f"mqtt.{key}: longer than {MAX_MQTT_NAME} bytes; shorten it")
+    if not q.topic_prefix.strip("/"):
+        errors.append("mqtt.topic_prefix: empty; give one, e.g. \"edge-vision\"")
+    elif q.topic_prefix.startswith("$"):
+        errors.append(f"mqtt.topic_prefix: {q.topic_prefix!r} starts with '$', which brokers keep "
+                      "for themselves ($SYS/...); choose another, e.g. \"edge-vision\"")
     if any(c in q.topic_prefix for c in "#+") or any(c in config.device_id for c in "#+/"):
         errors.append("mqtt.topic_prefix / mqtt.device_id: must not contain MQTT wildcards (# +) "
                       "and the device id no '/'")
     for key in ("max_rate", "stats_interval", "reconnect_min", "reconnect_max"):
         if getattr(q, key) < 0:
             errors.append(f"mqtt.{key}: must be >= 0")
-    if q.queue_limit < 1:
-        errors.append("mqtt.queue_limit: must be at least 1")
+    if not 1 <= q.queue_limit <= 1_000_000:
+        errors.append(f"mqtt.queue_limit: must be 1 to 1000000 messages, found {q.queue_limit}")
+    if q.reconnect_max < q.reconnect_min:
+        errors.append("mqtt.reconnect_min / reconnect_max: need reconnect_min <= reconnect_max")
     if q.password_file and q.password_env:
         errors.append("mqtt.password_file / mqtt.password_env: give one, not both")
     if (q.password_file or q.password_env) and not q.username:
@@ -262,8 +296,13 @@ def _check_values(config: Config, errors: List[str]) -> None:
         errors.append("mqtt.cert_file / mqtt.key_file: a client certificate needs both")
     if s.retry_min <= 0 or s.retry_max < s.retry_min:
         errors.append("source.retry_min / retry_max: need 0 < retry_min <= retry_max")
-    if v.stall_timeout <= 0:
+    if not v.stall_timeout > 0:
         errors.append("service.stall_timeout: must be > 0")
+    if not v.status_interval > 0:
+        errors.append("service.status_interval: must be > 0")
+    for key in ("width", "height", "fps"):
+        if getattr(s, key) < 0:
+            errors.append(f"source.{key}: must be >= 0 (0 = the device's default)")
     _check_event_sections(config, errors)
 
 

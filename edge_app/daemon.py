@@ -38,6 +38,15 @@ log = logging.getLogger(__name__)
 MYRIAD_REQUESTS = 4  # the NCS2's optimum: 2 executors x 2 requests
 
 
+def check_classes(classes, labels) -> None:
+    """detect.classes may only name classes the model has (checked once it is loaded)."""
+    unknown = [c for c in classes if c not in labels]
+    if unknown:
+        raise InputError(f"detect.classes names {', '.join(map(repr, unknown))}, which the model "
+                         f"does not detect (its classes: {', '.join(labels)})", "detect.classes",
+                         "use the model's class names, or leave detect.classes empty for all")
+
+
 def load_detector(config: Config) -> Detector:
     """The model on the configured engine and device, or on the fallbacks, said loudly:
     model.device → model.fallback (an OpenVINO device) → the OpenCV-DNN engine on the CPU when
@@ -121,6 +130,7 @@ class Daemon:
         self.host_cpu.mark_before_runtime()
         if self.detector is None:
             self.detector = load_detector(config)
+        check_classes(config.detect.classes, self.detector.info.labels)
         info = self.detector.info
         log.info("model %s (%s, %dx%d, %d classes) on %s", info.model_id, info.precision,
                  info.width, info.height, info.classes, self.detector.adapter.describe())
