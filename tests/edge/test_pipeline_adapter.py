@@ -16,6 +16,7 @@ from edge_app.capture import Capture, make_source
 from edge_app.config import build
 from edge_app.daemon import Daemon
 from edge_app.detector import Detector
+from edge_app.metadata import sha256_file
 from edge_app.notify import Notifier
 from edge_app.pipeline import Heartbeat, Inference, Output
 from tests.edge.fake_adapter import FakeAdapter
@@ -33,7 +34,9 @@ def model(tmp_path):
     channels = (CLASSES + 5) * NUM
     (folder / "m.json").write_text(json.dumps({
         "schema_version": "1.0", "model_id": "fake", "labels": ["a", "b"],
-        "ir": {"xml": "m.xml", "bin": "m.bin", "precision": "FP32"},
+        "ir": {"xml": "m.xml", "bin": "m.bin", "precision": "FP32",
+               "xml_sha256": sha256_file(folder / "m.xml"),
+               "bin_sha256": sha256_file(folder / "m.bin")},
         "input": {"width": W, "height": H},
         "region": {"classes": CLASSES, "num": NUM, "coords": 4, "anchors": [1.0, 1.0, 2.0, 2.0],
                    "softmax": True},
