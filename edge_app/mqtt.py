@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import ssl
 import threading
 import time
@@ -78,15 +79,7 @@ class Publisher:
         client.reconnect_delay_set(max(1, int(self.cfg.reconnect_min)),
                                    max(1, int(self.cfg.reconnect_max)))
         client.will_set(self.topic(AVAILABLE), "offline", qos=1, retain=True)
-        if self.cfg.username:
-            client.username_pw_set(self.cfg.username, config.password())
-        if self.cfg.tls:
-            try:
-                client.tls_set(ca_certs=self.cfg.ca_file or None, certfile=self.cfg.cert_file or None,
-                               keyfile=self.cfg.key_file or None, cert_reqs=ssl.CERT_REQUIRED)
-            except (ssl.SSLError, OSError) as exc:
-                raise InputError(f"cannot load the TLS files: {exc}", "mqtt.ca_file / cert_file / key_file",
-                                 "check the PEM files and their permissions") from None
+        secure_client(client, config)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
@@ -286,6 +279,33 @@ class Publisher:
                     break  # the connection failed again: try anew
 
 
+def secure_client(client, config: Config) -> None:
+    """Credentials and TLS on a paho client: the one setup `run` and `check` share. Bad TLS
+    files are an InputError; a password sent in clear or a world-readable password file is
+    warned about."""
+    q = config.mqtt
+    if q.username:
+        password = config.password()
+        if password is not None and not q.tls:
+            log.warning("MQTT: the password for %s travels unencrypted (mqtt.tls = false); "
+                        "enable TLS on the broker and set mqtt.tls = true", q.username)
+        if q.password_file:
+            try:
+                if os.stat(q.password_file).st_mode & 0o004:
+                    log.warning("MQTT: the password file %s is readable by every user; "
+                                "chmod 640 it (group edge-app)", q.password_file)
+            except OSError:
+                pass  # password() has just read it; a race with its removal is not ours to report
+        client.username_pw_set(q.username, password)
+    if q.tls:
+        try:
+            client.tls_set(ca_certs=q.ca_file or None, certfile=q.cert_file or None,
+                           keyfile=q.key_file or None, cert_reqs=ssl.CERT_REQUIRED)
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            raise InputError(f"cannot load the TLS files: {exc}", "mqtt.ca_file / cert_file / key_file",
+                             "give PEM files (-----BEGIN CERTIFICATE-----) readable by the service") from None
+
+
 def check_broker(config: Config, timeout: float = 5.0) -> str:
     """Connect once and disconnect, for `edge-app check`; InputError if it fails."""
     import paho.mqtt.client as mqtt
@@ -298,11 +318,7 @@ def check_broker(config: Config, timeout: float = 5.0) -> str:
         done.set()
 
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"edge-app-check-{config.device_id}")
-    if config.mqtt.username:
-        client.username_pw_set(config.mqtt.username, config.password())
-    if config.mqtt.tls:
-        client.tls_set(ca_certs=config.mqtt.ca_file or None, certfile=config.mqtt.cert_file or None,
-                       keyfile=config.mqtt.key_file or None)
+    secure_client(client, config)
     client.on_connect = on_connect
     where = f"mqtt.host/mqtt.port ({config.mqtt.host}:{config.mqtt.port})"
     try:

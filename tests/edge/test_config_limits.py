@@ -73,3 +73,28 @@ def test_run_with_a_nan_threshold_exits_2_without_traceback(tmp_path, daemon_fac
     assert daemon.wait(60) == 2
     log = daemon.logs()
     assert "detect.confidence: must be a finite number" in log and "Traceback" not in log
+
+
+def test_a_ca_file_that_is_not_pem_is_an_input_error_in_check(tmp_path, run_cli):
+    ca = tmp_path / "ca.crt"
+    ca.write_bytes(b"not a certificate\n")
+    config = tmp_path / "edge-app.toml"
+    config.write_text(f'[model]\npath = "{tmp_path}/none"\n[mqtt]\ntls = true\nca_file = "{ca}"\n'
+                      'port = 1\n')
+    result = run_cli("edge_app", "check", "--config", config)
+    assert "broker: FAILED: " in result.stdout and "cannot load the TLS files" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr and result.returncode == 1
+
+
+def test_a_password_in_clear_and_a_world_readable_file_are_warned_about(tmp_path, caplog):
+    import paho.mqtt.client as mqtt
+
+    from edge_app.mqtt import secure_client
+
+    secret = tmp_path / "password"
+    secret.write_text("s3cret\n")
+    secret.chmod(0o644)
+    config = build({"model": {"path": "m"},
+                    "mqtt": {"username": "u", "password_file": str(secret)}})
+    secure_client(mqtt.Client(mqtt.CallbackAPIVersion.VERSION2), config)
+    assert "travels unencrypted" in caplog.text and "readable by every user" in caplog.text
