@@ -65,3 +65,16 @@ def test_udev_rules_cover_both_stick_ids():
     assert 'ATTRS{idProduct}=="2485", ATTRS{idVendor}=="03e7"' in text
     assert 'ATTRS{idProduct}=="f63b", ATTRS{idVendor}=="03e7"' in text
     assert text.count('ENV{ID_MM_DEVICE_IGNORE}="1"') == 2
+
+
+def test_unit_bounds_memory_and_tasks():
+    """A leak or a runaway thread pool must end in a restart of the service, not a Pi that swaps
+    to a halt: the limits are set, and below the Pi 3B+'s 1 GB."""
+    text = (REPO / "systemd/edge-app.service").read_text()
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    limits = {key: int(num) * units[unit] for key, num, unit in
+              re.findall(r"^(MemoryHigh|MemoryMax)=(\d+)([KMG])$", text, re.M)}
+    assert set(limits) == {"MemoryHigh", "MemoryMax"}, text
+    assert limits["MemoryHigh"] < limits["MemoryMax"] < 1 << 30
+    tasks = re.search(r"^TasksMax=(\d+)$", text, re.M)
+    assert tasks and 16 <= int(tasks.group(1)) <= 256
