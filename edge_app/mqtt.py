@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import ssl
 import threading
 import time
@@ -82,6 +83,7 @@ class Publisher:
         secure_client(client, config)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_connect_fail = self._on_connect_fail
         client.on_publish = self._on_publish
         client.on_message = self._on_message
         self.client = client
@@ -139,6 +141,15 @@ class Publisher:
                     handler(msg.topic, msg.payload, bool(msg.retain))
                 except Exception:
                     log.exception("MQTT: handler for %s failed", topic_filter)
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        # paho retries by itself but keeps the cause (refused, unreachable, a TLS handshake
+        # failure) to itself: probe once to say why, and only when the cause changes
+        reason = connect_failure_reason(self.cfg)
+        if reason != self.last_error:
+            self.last_error = reason
+            log.warning("MQTT: cannot connect to %s:%d: %s; retrying in the background",
+                        self.cfg.host, self.cfg.port, reason)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         was = self.connected
@@ -277,6 +288,31 @@ class Publisher:
             while not self.connected and time.monotonic() < deadline:
                 if self.client.loop(0.1) != self._mqtt.MQTT_ERR_SUCCESS:
                     break  # the connection failed again: try anew
+
+
+def connect_failure_reason(q, timeout: float = 3.0) -> str:
+    """Why a connection to the broker of config section q (mqtt) fails: a TCP connect and,
+    with TLS, a handshake with the same CA and client certificate paho uses."""
+    try:
+        sock = socket.create_connection((q.host, q.port), timeout=timeout)
+    except OSError as exc:
+        return f"broker unreachable ({exc.strerror or exc})"
+    with sock:
+        if not q.tls:
+            return "the broker accepts TCP connections but the MQTT connection failed"
+        try:
+            context = ssl.create_default_context(cafile=q.ca_file or None)
+            if q.cert_file:
+                context.load_cert_chain(q.cert_file, q.key_file or None)
+            with context.wrap_socket(sock, server_hostname=q.host):
+                pass
+        except ssl.SSLError as exc:
+            return (f"TLS handshake failed: {getattr(exc, 'verify_message', None) or exc.reason or exc} "
+                    "(check mqtt.ca_file signs the broker's certificate and mqtt.host is a name or "
+                    "address in it)")
+        except OSError as exc:
+            return f"TLS handshake failed: {exc}"
+    return "a TLS probe succeeded, but the MQTT connection failed (is the broker's listener TLS?)"
 
 
 def secure_client(client, config: Config) -> None:

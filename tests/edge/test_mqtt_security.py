@@ -88,3 +88,28 @@ def test_tls_with_ca(model, clip, tmp_path, daemon_factory):
         assert sum(t.endswith("/detections") for t in received) == 20
     finally:
         broker.kill()
+
+
+def test_tls_failure_is_explained(model, clip, tmp_path, daemon_factory, run_cli):
+    """A CA that did not sign the broker's certificate: the daemon keeps its pipeline running and
+    says why it cannot connect (paho alone only retries, silently)."""
+    if not shutil.which("openssl"):
+        pytest.fail("openssl not installed")
+    broker = secured_broker(tmp_path, tls=True)
+    try:
+        other = tmp_path / "other-ca"
+        other.mkdir()
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key",
+                        "-out", "ca.pem", "-days", "2", "-subj", "/CN=another-ca"],
+                       check=True, capture_output=True, cwd=other)
+        secret = tmp_path / "pw"
+        secret.write_text("s3cret-pw")
+        config = config_toml(model, clip, broker.port, source={"realtime": True, "fps": 10.0}, mqtt={
+            "username": "pi", "password_file": str(secret), "tls": True, "ca_file": str(other / "ca.pem")})
+        daemon = daemon_factory(config)
+        assert daemon.wait(120) == 0, daemon.logs()
+        logs = daemon.logs()
+        assert "TLS handshake failed" in logs and "certificate" in logs, logs
+        assert "s3cret-pw" not in logs
+    finally:
+        broker.kill()
