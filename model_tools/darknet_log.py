@@ -315,7 +315,11 @@ def _fast_numbers(buf: bytes, bounds: List[int], fmt: RegionFormat):
         return None, None, None
     if has_nan:
         numbers[numbers == float(NAN_STANDIN)] = np.nan
-    return numbers.reshape(len(found), k), columns, per_segment
+    values = numbers.reshape(len(found), k)
+    count = values[:, columns[5]]
+    if not np.all(np.isfinite(count) & (count >= 0) & (count == np.floor(count))):
+        return None, None, None  # a count that is no count (nan, -3, 2.5): the strict format decides per line
+    return values, columns, per_segment
 
 
 def _strict_numbers(buf: bytes, bounds: List[int], fmt: RegionFormat):
