@@ -708,11 +708,9 @@ def check_labels(data_file: Union[str, Path], fork: Optional[str] = None,
                 raise InputError("the .data file has no train= line", str(data_file), "re-run model-tools import")
             continue
         list_path = _resolve(data[key], base)
-        try:
-            images = [line.strip() for line in read_text(list_path, "image list").splitlines() if line.strip()]
-        except OSError as exc:
-            raise InputError(f"cannot read the {key} list {list_path}: {exc.strerror}", f"{data_file}: {key}=",
-                             "paths in a .data are resolved from the folder darknet runs in") from None
+        text = read_text(list_path, f"the {key} list (named by {data_file}: {key}=)",
+                         "paths in a .data are resolved from the folder darknet runs in")
+        images = [line.strip() for line in text.splitlines() if line.strip()]
         if not images:
             raise InputError(f"the {key} list {list_path} is empty", f"{data_file}: {key}=",
                              "import a dataset with images in that split")
