@@ -115,19 +115,10 @@ def describe_event(message) -> str:
     return text + f"  frame {a['last_frame']}  score {a['score']:.2f} (top {a['top_score']:.2f})  [{x1},{y1} {x2},{y2}]"
 
 
-def jsonl_sink(path: str, config):
-    """Every processed frame's detections message, one JSON object per line, to a file."""
-    from edge_app.messages import detections_message
-
+def jsonl_writer(path: str):
+    """Every processed frame's detections message (the MQTT payload), one per line, to a file."""
     out = open(path, "w", buffering=1)
-
-    def sink(frame, detections, infer_ms, latency_ms):
-        height, width = frame.image.shape[:2]
-        out.write(json.dumps(detections_message(
-            detections, device_id=config.device_id, model_id="", frame_id=frame.index,
-            captured_at=frame.captured_at, frame_width=width, frame_height=height,
-            inference_ms=infer_ms, latency_ms=latency_ms)) + "\n")
-    return sink
+    return lambda message: out.write(message.json + "\n")
 
 
 def cmd_run(args) -> int:
@@ -136,9 +127,9 @@ def cmd_run(args) -> int:
 
     config = config_from_args(args)
     setup_logging(config.service.log_level)
-    sinks = []
+    sinks, writers = [], []
     if args.jsonl:
-        sinks.append(jsonl_sink(args.jsonl, config))
+        writers.append(jsonl_writer(args.jsonl))
     if args.print:
         sinks.append(lambda frame, detections, infer_ms, latency_ms:
                      print(readable(frame, detections), flush=True))
@@ -150,7 +141,7 @@ def cmd_run(args) -> int:
         listeners.append(lambda message: print(describe_event(message), flush=True))
     started = time.monotonic()
     while True:  # more than once only when SIGHUP reloads the configuration
-        daemon = Daemon(config, sinks, event_listeners=listeners)
+        daemon = Daemon(config, sinks, event_listeners=listeners, detection_writers=writers)
         daemon.reload = lambda: config_from_args(args)
         code = daemon.run()
         if daemon.next_config is None:

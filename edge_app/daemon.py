@@ -31,7 +31,7 @@ from edge_app.detector import Detector
 from edge_app.errors import InputError
 from edge_app.messages import STATS_SCHEMA, cpu_temperature, percentile
 from edge_app.notify import Notifier
-from edge_app.pipeline import Heartbeat, Inference, Output, frames_per_class, mqtt_sink
+from edge_app.pipeline import Heartbeat, Inference, Output, detections_sink, frames_per_class
 
 log = logging.getLogger(__name__)
 
@@ -93,11 +93,14 @@ def request_count(config: Config, detector: Detector) -> int:
 class Daemon:
     def __init__(self, config: Config, sinks: Optional[List[Callable]] = None,
                  notifier: Optional[Notifier] = None, detector: Optional[Detector] = None,
-                 event_listeners: Optional[List[Callable]] = None):
+                 event_listeners: Optional[List[Callable]] = None,
+                 detection_writers: Optional[List[Callable]] = None):
         """detector: an already loaded model (tests pass one with a stand-in adapter); by
-        default start() loads the configured one."""
+        default start() loads the configured one. detection_writers: each gets every frame's
+        detections message (messages.EncodedDetections), as MQTT does (`run --jsonl`)."""
         self.config = config
         self.extra_sinks = sinks or []
+        self.detection_writers = detection_writers or []
         self.event_listeners = event_listeners or []
         self.objects = None  # tracked objects → events, counts, snapshots (edge_app/objects.py)
         self.live = None  # the HTTP live view (edge_app/liveview.py)
@@ -134,7 +137,9 @@ class Daemon:
         info = self.detector.info
         log.info("model %s (%s, %dx%d, %d classes) on %s", info.model_id, info.precision,
                  info.width, info.height, info.classes, self.detector.adapter.describe())
-        sinks = [frames_per_class(self.per_class)] + self.extra_sinks
+        sinks = [frames_per_class(self.per_class)] + self.extra_sinks + [
+            detections_sink(write, config.device_id, info.model_id)
+            for write in self.detection_writers]
         labels = [label for label in info.labels
                   if not config.detect.classes or label in config.detect.classes]
         if config.mqtt.enabled:
@@ -151,7 +156,7 @@ class Daemon:
                                      labels=labels, device_name=config.discovery.device_name))
             self.publisher.start()
             if config.mqtt.detections:
-                sinks.insert(0, mqtt_sink(self.publisher, config, info.model_id))
+                sinks.insert(0, detections_sink(self.publisher.detections, config.device_id, info.model_id))
         if config.events.enabled:
             from edge_app.objects import ObjectsSink
 

@@ -17,7 +17,7 @@ from edge_app.capture import Capture, Frame
 from edge_app.decode import filter_classes
 from edge_app.detection import Detection
 from edge_app.detector import Detector
-from edge_app.messages import encode_detections
+from edge_app.messages import EncodedDetections, encode_detections
 
 log = logging.getLogger(__name__)
 
@@ -226,11 +226,13 @@ class Output(threading.Thread):
         return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-9)
 
 
-def mqtt_sink(publisher, config, model_id: str):
+def detections_sink(write: Callable[[EncodedDetections], None], device_id: str, model_id: str):
+    """The one place a frame's detections become its message; MQTT (Publisher.detections) and
+    `edge-app run --jsonl` both write what it builds."""
     def sink(frame: Frame, detections: List[Detection], infer_ms: float, latency_ms: float) -> None:
         height, width = frame.image.shape[:2]
-        publisher.detections(encode_detections(
-            detections, device_id=config.device_id, model_id=model_id, frame_id=frame.index,
+        write(encode_detections(
+            detections, device_id=device_id, model_id=model_id, frame_id=frame.index,
             captured_at=frame.captured_at, frame_width=width, frame_height=height,
             inference_ms=infer_ms, latency_ms=latency_ms))
     return sink

@@ -48,6 +48,9 @@ def test_main_job_as_documented():
     # the clip's glyphs never hide each other, so every ground-truth object is visible
     assert all(iou(a["box"], b["box"]) == 0 for frame in truth for i, a in enumerate(frame) for b in frame[i + 1:])
     assert [m["frame_id"] for m in messages] == list(range(60))
+    # --jsonl writes the MQTT payload itself: the model is named as on the broker
+    model_id = json.loads((REPO / "demo/model/demo.json").read_text())["model_id"]
+    assert {m["model_id"] for m in messages} == {model_id}
     tp, fp, fn = score(messages, truth)
     precision, recall = tp / max(tp + fp, 1), tp / max(tp + fn, 1)
     print(f"main job on the demo clip: TP {tp}, FP {fp}, FN {fn}: precision {precision:.3f}, recall {recall:.3f}")
