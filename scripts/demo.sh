@@ -6,7 +6,7 @@
 # one answers.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-SKIP_PY39="${SKIP_PY39:-1}" bash "$REPO/scripts/setup.sh"
+SKIP_PY39="${SKIP_PY39:-1}" SKIP_PI_ROOT="${SKIP_PI_ROOT:-1}" bash "$REPO/scripts/setup.sh"
 cd "$REPO"
 OUT=out/demo
 mkdir -p "$OUT"
