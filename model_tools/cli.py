@@ -237,7 +237,7 @@ def cmd_evaluate(args) -> int:
     rows = evaluate.evaluate_checkpoints(args.cfg, names, valid, checkpoints, args.out, fp16=not args.fp32,
                                          resize_mode=args.resize_mode, interpolation=args.interpolation,
                                          points=args.points, mode=args.mode, difficult_list=difficult or None,
-                                         plot=False, keep=computed)
+                                         decoder=args.decoder, plot=False, keep=computed)
     for row in rows:
         print(f"== {row['checkpoint']}")
         print(evaluate.side_by_side(computed[str(row['checkpoint'])]), end="")
@@ -456,6 +456,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=("device", "reference", "both"), default="device",
                    help="device: the number the Pi reaches (FP16 IR, u8 input, edge decode); reference: "
                         "darknet's own arithmetic and definitions, as `detector map`; both: side by side")
+    p.add_argument("--decoder", choices=("stb", "opencv"), default="stb",  # evaluate.DECODERS
+                   help="reference mode: how the darknet you compare with reads images: stb = built without "
+                        "OpenCV (AlexeyAB/hank-ai default, our AWS bootstrap); opencv = built with OPENCV=1 "
+                        "(Debian's darknet)")
     p.add_argument("--difficult", help="list of images whose labels are difficult truths (default: difficult= "
                                        "of the .data, as AlexeyAB reads it)")
     p.add_argument("--no-plots", action="store_true", help="numbers only (map.png and pr_curve.png skipped)")

@@ -109,13 +109,42 @@ def darknet_order(candidates, kept: np.ndarray, classes: int) -> np.ndarray:
     return kept[np.lexsort((candidates.class_id[kept], rank[cell_of[kept]]))]
 
 
+# How the darknet build being reproduced reads an image file. Built without OpenCV (AlexeyAB's and
+# hank-ai's default Makefile, our AWS bootstrap), darknet loads every image with stb_image, forced to
+# 3 channels, EXIF orientation ignored; built with OPENCV=1 (Debian's darknet) it uses OpenCV's
+# imread. The JPEG decoders differ by a few levels per pixel (up to 16 on 4:2:2 chroma), enough to
+# move one class's AP by points.
+DECODERS = ("stb", "opencv")
+
+
+def read_as_darknet(path: Path, decoder: str = "stb") -> np.ndarray:
+    """An image file as the darknet build with that decoder sees it, as a BGR u8 (h, w, 3) array."""
+    if decoder == "stb":
+        import libstb
+
+        try:
+            rgb = libstb.imread(str(path), channels=3)
+        except (OSError, ValueError, RuntimeError, libstb.DecodeError) as exc:
+            raise InputError(f"not a readable image: {exc}", str(path), "remove it from the list or re-import") \
+                from None
+        return np.ascontiguousarray(rgb[:, :, ::-1])
+    if decoder == "opencv":
+        import cv2
+
+        frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if frame is None:
+            raise InputError("not a readable image", str(path), "remove it from the list or re-import")
+        return frame
+    raise InputError(f"unknown image decoder {decoder!r}", "--decoder", f"use one of {', '.join(DECODERS)}")
+
+
 def detect_reference(net, weights, images: Sequence[Path], resize_mode: str, threshold: float = 0.005,
-                     nms_threshold: float = 0.45, progress: bool = True,
-                     desc: str = "reference") -> Tuple[List[Detection], float]:
-    """darknet's own numbers for a network: float input (no u8 rounding) resized with darknet's
-    arithmetic, FP32 weights, darknet's decode and NMS, unclipped boxes, each image's detections
-    in darknet's box order. What `detector map` computes, through OpenVINO on the CPU."""
-    import cv2
+                     nms_threshold: float = 0.45, progress: bool = True, desc: str = "reference",
+                     decoder: str = "stb") -> Tuple[List[Detection], float]:
+    """darknet's own numbers for a network: the image decoded as that darknet build decodes it
+    (`decoder`), float input (no u8 rounding) resized with darknet's arithmetic, FP32 weights,
+    darknet's decode and NMS, unclipped boxes, each image's detections in darknet's box order.
+    What `detector map` computes, through OpenVINO on the CPU."""
     import openvino as ov
     from tqdm import tqdm
 
@@ -131,9 +160,7 @@ def detect_reference(net, weights, images: Sequence[Path], resize_mode: str, thr
     found: List[Detection] = []
     started = time.perf_counter()
     for path in tqdm(images, desc=desc, unit="img", disable=not progress, leave=False):
-        frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if frame is None:
-            raise InputError("not a readable image", str(path))
+        frame = read_as_darknet(path, decoder)
         request.infer({0: prepare_float(frame, net.width, net.height, resize_mode)})
         raw = request.get_output_tensor(0).data
         candidates = region_candidates(raw, spec, threshold)
@@ -218,14 +245,15 @@ def evaluate_checkpoints(cfg_path: Union[str, Path], names: Sequence[str], valid
                          checkpoints: Sequence[Path], out_dir: Union[str, Path], *, fp16: bool = True,
                          resize_mode: Optional[str] = None, interpolation: str = "darknet", points: int = 0,
                          mode: str = "device", difficult_list: Union[str, Path, None] = None,
-                         progress: bool = True, plot: bool = True,
+                         decoder: str = "stb", progress: bool = True, plot: bool = True,
                          keep: Optional[Dict[str, Dict[str, Metrics]]] = None) -> List[Dict[str, object]]:
     """Score every checkpoint on the validation list, one detection pass each, cached on disk
     (keyed on cfg + weights + images + settings) and reused by every report and plot.
 
     mode "device": export (FP16 by default, as the NCS2 runs it) and detect through edge_app,
     with the metadata's preprocessing — the number the device will reach. "reference": darknet's
-    own arithmetic and definitions (detector map's number). "both": the two side by side; the
+    own arithmetic and definitions (detector map's number), images read with `decoder` (see
+    DECODERS). "both": the two side by side; the
     device's stays the row's main figure. keep, if given, receives each checkpoint's Metrics
     ({checkpoint name: {"device"|"reference": Metrics}}) for plots without recomputation.
     Writes evaluation.csv (and map.png when plot) into out_dir."""
@@ -233,6 +261,8 @@ def evaluate_checkpoints(cfg_path: Union[str, Path], names: Sequence[str], valid
 
     if mode not in MODES:
         raise InputError(f"unknown evaluation mode {mode!r}", "--mode", f"use one of {', '.join(MODES)}")
+    if decoder not in DECODERS:
+        raise InputError(f"unknown image decoder {decoder!r}", "--decoder", f"use one of {', '.join(DECODERS)}")
     out_dir = Path(out_dir)
     net = cfg_mod.load(cfg_path)
     images, truths = ground_truth(valid_list, names, difficult_list)
@@ -245,7 +275,8 @@ def evaluate_checkpoints(cfg_path: Union[str, Path], names: Sequence[str], valid
         model_dir = out_dir / "models" / f"{checkpoint.name}-{key}"
         row: Dict[str, object] = {"checkpoint": checkpoint.name, "iteration": checkpoint_iteration(checkpoint),
                                   "images_seen": loaded.header.seen, "weights": str(checkpoint),
-                                  "model_dir": str(model_dir), "mode": mode, "valid": str(valid_list),
+                                  "model_dir": str(model_dir), "mode": mode,
+                                  "decoder": decoder if mode != "device" else "", "valid": str(valid_list),
                                   "difficult": str(difficult_list or ""), "names": json.dumps(list(names))}
         computed: Dict[str, Metrics] = {}
         if mode in ("device", "both"):
@@ -261,9 +292,9 @@ def evaluate_checkpoints(cfg_path: Union[str, Path], names: Sequence[str], valid
         if mode in ("reference", "both"):
             model_dir.mkdir(parents=True, exist_ok=True)
             found, seconds = _cached_detections(
-                model_dir / "detections-reference.json",
+                model_dir / f"detections-reference-{decoder}.json",
                 lambda: detect_reference(net, loaded, images, chosen_resize, progress=progress,
-                                         desc=f"reference {checkpoint.name}"))
+                                         desc=f"reference {checkpoint.name}", decoder=decoder))
             computed["reference"] = compute(found, truths, names, points=points, reference=True)
         main = computed.get("device", computed.get("reference"))
         row.update(_row_metrics(main))

@@ -31,7 +31,7 @@ PY="${PYTHON:-python3}"
 
 pip_quiet() { "$@" --disable-pip-version-check -q 2>&1 | grep -v -e "^WARNING: Location" -e "Running pip as the 'root'" || true; }
 
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import openvino, cv2, edge_app, model_tools, jinja2, hypothesis' 2>/dev/null; then
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import openvino, cv2, edge_app, model_tools, jinja2, hypothesis, libstb' 2>/dev/null; then
   log "creating .venv ($("$PY" --version))"
   "$PY" -m venv .venv
   pip_quiet .venv/bin/pip install --upgrade pip

@@ -1,8 +1,10 @@
 """evaluate's reference mode against darknet itself: the Debian darknet's `detector valid`
 detections and our own reference-mode detections of the same weights on the same images, both
 scored by the same code (model_tools.metrics, darknet's definitions): AP equal within 0.1 point
-per class. pjreddie's valid letterboxes, so both sides letterbox; PNG images keep the two JPEG
-decoders out of it."""
+per class. pjreddie's valid letterboxes, so both sides letterbox. Debian's darknet is built with
+OpenCV and reads images with its imread, so our side reads them with decoder="opencv" (AlexeyAB
+built without OpenCV reads them with stb_image: test_darknet_decoder.py); the comparison runs on
+PNG (no decoder question at all) and on the JPEGs themselves."""
 import subprocess
 from pathlib import Path
 
@@ -14,24 +16,33 @@ from model_tools import cfg as cfg_mod, dataset, evaluate, metrics, synth, weigh
 DEMO = Path(__file__).resolve().parents[2] / "demo"
 
 
-@pytest.fixture(scope="module")
-def valid_set(tmp_path_factory):
-    root = tmp_path_factory.mktemp("refmap")
+def make_valid_set(root: Path, suffix: str):
     annotations = synth.generate(root / "synth", 40, seed=4242, progress=False)
     lines = []
     for line in annotations.read_text().splitlines():
         name, *rest = line.split()
-        png = Path(name).with_suffix(".png").name
-        if not (root / "synth" / "images" / png).exists():
+        converted = Path(name).with_suffix(suffix).name
+        if not (root / "synth" / "images" / converted).exists():
             image = cv2.imread(str(root / "synth" / "images" / name))
-            cv2.imwrite(str(root / "synth" / "images" / png), image)
-        lines.append(" ".join([png, *rest]))
-    (root / "png.txt").write_text("\n".join(lines) + "\n")
+            cv2.imwrite(str(root / "synth" / "images" / converted), image)
+        lines.append(" ".join([converted, *rest]))
+    (root / "list.txt").write_text("\n".join(lines) + "\n")
     names = (DEMO / "demo.names").read_text().split()
     out = root / "ds"
-    dataset.build(dataset.import_flickr27(root / "png.txt", root / "synth" / "images"), out, names=names,
+    dataset.build(dataset.import_flickr27(root / "list.txt", root / "synth" / "images"), out, names=names,
                   ratios=(0.0, 1.0, 0.0), progress=False, name="demo")
+    assert all(p.endswith(suffix) for p in (out / "valid.txt").read_text().split())
     return root, out, names
+
+
+@pytest.fixture(scope="module")
+def valid_set(tmp_path_factory):
+    return make_valid_set(tmp_path_factory.mktemp("refmap"), ".png")
+
+
+@pytest.fixture(scope="module")
+def valid_set_jpeg(tmp_path_factory):
+    return make_valid_set(tmp_path_factory.mktemp("refmap-jpeg"), ".jpg")
 
 
 def test_metrics_match_darknets_definitions_on_a_hand_made_case():
@@ -50,8 +61,9 @@ def test_metrics_match_darknets_definitions_on_a_hand_made_case():
 
 
 @pytest.mark.darknet
-def test_reference_mode_equals_darknets_own_detections(valid_set, darknet_bin, tmp_path):
-    root, out, names = valid_set
+@pytest.mark.parametrize("images", ["valid_set", "valid_set_jpeg"])
+def test_reference_mode_equals_darknets_own_detections(images, request, darknet_bin, tmp_path):
+    root, out, names = request.getfixturevalue(images)
     data = tmp_path / "valid.data"
     data.write_text(f"classes={len(names)}\ntrain={out / 'valid.txt'}\nvalid={out / 'valid.txt'}\n"
                     f"names={out / 'demo.names'}\nbackup={tmp_path}\nresults={tmp_path / 'results'}\neval=voc\n")
@@ -65,7 +77,7 @@ def test_reference_mode_equals_darknets_own_detections(valid_set, darknet_bin, t
     net = cfg_mod.load(DEMO / "demo.cfg")
     loaded = weights_mod.read(DEMO / "demo.weights", net)
     assert loaded.header.fork == "pjreddie"
-    ours, _ = evaluate.detect_reference(net, loaded, images, "letterbox", progress=False)
+    ours, _ = evaluate.detect_reference(net, loaded, images, "letterbox", progress=False, decoder="opencv")
     sizes = {p.stem: cv2.imread(str(p)).shape[1::-1] for p in images}
     ours = [(i, k, s, *metrics.comp4_box(*box, *sizes[i])) for i, k, s, *box in ours]
 
@@ -78,6 +90,15 @@ def test_reference_mode_equals_darknets_own_detections(valid_set, darknet_bin, t
         assert abs(a.ap - b.ap) <= 0.001, (a.name, a.ap, b.ap)
     assert abs(m_theirs.map - m_ours.map) <= 0.001
     assert abs(len(theirs) - len(ours)) <= max(2, len(theirs) // 100)
+    if len(theirs) == len(ours):  # the same detections, score for score (comp4 prints 6 decimals)
+        gap = max(abs(a[2] - b[2]) for a, b in zip(sorted(theirs, key=score_key), sorted(ours, key=score_key)))
+        print("largest score gap", gap)
+        assert gap <= 2e-6
+
+
+def score_key(detection):
+    image, class_id, score = detection[:3]
+    return image, class_id, score
 
 
 def test_evaluate_cli_both_modes_one_pass_cached(valid_set, run_cli, tmp_path):
@@ -93,7 +114,7 @@ def test_evaluate_cli_both_modes_one_pass_cached(valid_set, run_cli, tmp_path):
     rows = evaluate.read_rows(ev / "evaluation.csv")
     assert float(rows[0]["map"]) > 0.3 and float(rows[0]["ref_map"]) > 0.3
     cached = sorted((ev / "models").rglob("detections-*.json"))
-    assert [p.name for p in cached] == ["detections-device.json", "detections-reference.json"]
+    assert [p.name for p in cached] == ["detections-device.json", "detections-reference-stb.json"]
     stamps = [p.stat().st_mtime_ns for p in cached]
     second = run_cli("model_tools", *args)  # same settings: detections reused, plots drawn after the numbers
     assert second.returncode == 0, second.stderr[-2000:]
