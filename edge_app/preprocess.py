@@ -21,6 +21,8 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
+from edge_app import native
+
 LETTERBOX_FILL = 127
 INTERPOLATIONS = ("darknet", "opencv-linear")
 LEGACY_INTERPOLATION = "opencv-linear"  # metadata written before the field existed
@@ -82,20 +84,51 @@ class _Buffers(threading.local):
 _buffers = _Buffers()
 
 
+@lru_cache(maxsize=32)
+def _native_taps(in_w: int, in_h: int, out_w: int, out_h: int):
+    """darknet_taps as the C library takes them (int32 indices, float32 weights), with their
+    addresses; the arrays stay referenced by the tuple."""
+    arrays = [np.ascontiguousarray(a, np.int32 if a.dtype.kind == "i" else np.float32)
+              for a in darknet_taps(in_w, out_w, True) + darknet_taps(in_h, out_h, False)]
+    return arrays, [a.ctypes.data for a in arrays]
+
+
 def darknet_resize(image: np.ndarray, out_w: int, out_h: int, u8: bool = False) -> np.ndarray:
     """darknet's resize_image on an (h, w, c) array: the same float32 operations on the same
     values (bit-identical to darknet for float input). Returns a new float32 (out_h, out_w, c)
-    array, or the values rounded to u8 when `u8`.
+    array, or the values rounded to u8 (half to even) when `u8`.
 
-    Cheap enough for the Pi: of darknet's intermediate image only the rows the vertical pass
-    reads are computed (gathered first, so the horizontal pass runs on out_h rows, not in_h),
-    columns are gathered as rows of the transposed image (block copies, not per-pixel fancy
-    indexing), tap tables are computed once per size and scratch arrays reused.
+    Computed by the compiled library (edge_app.native) when it is built, else by numpy; both
+    give the same values."""
+    if image.ndim != 3:
+        raise ValueError(f"expected an (h, w, channels) image, got shape {image.shape}")
+    lib = native.library()
+    kind = "u8" if image.dtype == np.uint8 else "f32" if image.dtype == np.float32 else None
+    if lib is None or kind is None or (kind == "u8") != u8:  # the library does u8→u8 and f32→f32
+        return _darknet_resize_numpy(image, out_w, out_h, u8)
+    in_h, in_w, channels = image.shape
+    itemsize = image.itemsize
+    if image.strides[2] != itemsize or image.strides[1] != channels * itemsize or image.strides[0] % itemsize:
+        image = np.ascontiguousarray(image)
+    _, taps = _native_taps(in_w, in_h, out_w, out_h)
+    out = np.empty((out_h, out_w, channels), np.uint8 if kind == "u8" else np.float32)
+    scratch = _buffers.get("native", (lib.dk_scratch_floats(in_w, channels, out_w),), np.float32)
+    fn = lib.dk_resize_u8 if kind == "u8" else lib.dk_resize_f32
+    fn(image.ctypes.data, image.strides[0] // itemsize, in_w, channels, out.ctypes.data, out_h, out_w, *taps,
+       scratch.ctypes.data)
+    return out
+
+
+def _darknet_resize_numpy(image: np.ndarray, out_w: int, out_h: int, u8: bool = False) -> np.ndarray:
+    """The numpy version of darknet_resize, for machines without the compiled library.
+
+    Of darknet's intermediate image only the rows the vertical pass reads are computed
+    (gathered first, so the horizontal pass runs on out_h rows, not in_h), columns are gathered
+    as rows of the transposed image (block copies, not per-pixel fancy indexing), tap tables
+    are computed once per size and scratch arrays reused.
     """
     import cv2
 
-    if image.ndim != 3:
-        raise ValueError(f"expected an (h, w, channels) image, got shape {image.shape}")
     in_h, in_w, channels = image.shape
     x0, x1, a0, a1 = darknet_taps(in_w, out_w, True)
     y0, y1, b0, b1 = darknet_taps(in_h, out_h, False)
@@ -123,7 +156,8 @@ def darknet_resize(image: np.ndarray, out_w: int, out_h: int, u8: bool = False) 
     bottom *= _repeat(b1, channels)
     top += bottom  # darknet: out = (1-dy)*part[y0], then += dy*part[y1]
     top = top.reshape(out_w, out_h, channels)
-    return cv2.transpose(to_u8(top, get("u8", top.shape, np.uint8)) if u8 else top)
+    result = cv2.transpose(to_u8(top, get("u8", top.shape, np.uint8)) if u8 else top)
+    return result.reshape(out_h, out_w, channels)  # cv2.transpose drops a single channel's axis
 
 
 @lru_cache(maxsize=32)

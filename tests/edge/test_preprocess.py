@@ -98,3 +98,97 @@ def test_metadata_records_interpolation_and_old_files_keep_theirs(exported, tmp_
     info.path.write_text(json.dumps(data))
     with pytest.raises(InputError, match="unknown interpolation"):
         metadata.load(model_dir)
+
+
+# --- the compiled resize (edge_app.native) and its numpy fallback ---------------------------
+
+NATIVE_SIZES = [((37, 23), (16, 12)), ((7, 5), (16, 13)), ((64, 48), (41, 41)), ((20, 30), (20, 17)),
+                ((640, 480), (416, 416)), ((1, 1), (3, 2)), ((2, 9), (1, 1)), ((5, 1), (4, 3)),
+                ((640, 480), (416, 312)), ((33, 17), (33, 17 * 3))]
+
+
+@pytest.fixture
+def native_lib():
+    from edge_app import native
+
+    lib = native.library()
+    if lib is None:
+        pytest.skip(f"compiled resize not available: {native.status()}")
+    return lib
+
+
+def test_ci_builds_the_compiled_resize():
+    """scripts/test.sh sets EDGE_REQUIRE_NATIVE=1: there the library must load, so the tests of
+    the compiled path above cannot all be skipped unnoticed."""
+    import os
+
+    from edge_app import native
+
+    if os.environ.get("EDGE_REQUIRE_NATIVE") != "1":
+        pytest.skip("EDGE_REQUIRE_NATIVE is not set")
+    assert native.library() is not None, native.status()
+
+
+@pytest.mark.parametrize("in_size, out_size", NATIVE_SIZES)
+@pytest.mark.parametrize("channels", [3, 1, 4])
+def test_compiled_resize_gives_the_numpy_values(native_lib, in_size, out_size, channels):
+    rng = np.random.default_rng(sum(in_size + out_size) + channels)
+    image_u8 = rng.integers(0, 256, (in_size[1], in_size[0], channels), dtype=np.uint8)
+    unit = (image_u8.astype(np.float64) / 255.0).astype(F)
+    # float: darknet's values bit for bit
+    got = preprocess.darknet_resize(unit, *out_size)
+    assert got.shape == (out_size[1], out_size[0], channels)
+    assert np.array_equal(got, preprocess._darknet_resize_numpy(unit, *out_size))
+    # u8: the same float values rounded the same way (half to even)
+    device = preprocess.darknet_resize(image_u8, *out_size, u8=True)
+    assert np.array_equal(device, preprocess._darknet_resize_numpy(image_u8, *out_size, True))
+    if max(in_size) <= 64 and min(out_size) > 1:  # the transcription divides by out - 1
+        assert np.array_equal(preprocess.darknet_resize(unit, *out_size), darknet_resize_transcribed(unit, *out_size))
+
+
+def test_compiled_resize_rounds_half_to_even(native_lib):
+    # a 2-pixel row stretched to 3: the middle column is exactly halfway between its neighbours
+    image = np.array([[[1], [2]], [[4], [7]]], np.uint8)
+    got = preprocess.darknet_resize(image, 3, 2, u8=True)
+    assert got[:, 1, 0].tolist() == [2, 6]  # 1.5 → 2, 5.5 → 6 (cvRound: half to even)
+    assert got[:, 1, 0].tolist() == preprocess._darknet_resize_numpy(image, 3, 2, True)[:, 1, 0].tolist()
+
+
+def test_compiled_resize_takes_views_of_a_frame(native_lib):
+    frame = np.random.default_rng(5).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    view = frame[10:110, 20:150]  # rows not contiguous with each other
+    assert np.array_equal(preprocess.darknet_resize(view, 64, 48, u8=True),
+                          preprocess._darknet_resize_numpy(np.ascontiguousarray(view), 64, 48, True))
+    flipped = frame[:, ::-1]  # negative column stride: copied first
+    assert np.array_equal(preprocess.darknet_resize(flipped, 64, 48, u8=True),
+                          preprocess._darknet_resize_numpy(np.ascontiguousarray(flipped), 64, 48, True))
+
+
+def test_numpy_fallback_when_the_library_is_off(monkeypatch):
+    from edge_app import native
+
+    frame = np.random.default_rng(6).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    monkeypatch.setenv("EDGE_APP_NATIVE", "0")
+    native.reset()
+    try:
+        assert native.library() is None and "EDGE_APP_NATIVE=0" in native.status()
+        assert np.array_equal(preprocess.resize(frame, 32, 24, "darknet"),
+                              preprocess._darknet_resize_numpy(frame, 32, 24, True))
+    finally:
+        monkeypatch.delenv("EDGE_APP_NATIVE")
+        native.reset()
+
+
+def test_a_library_built_for_another_machine_is_refused_with_a_reason(tmp_path, monkeypatch):
+    from edge_app import native
+
+    fake = tmp_path / "_dkresize.cpython-39-arm-linux-gnueabihf.so"
+    fake.write_bytes(b"\x7fELF not really")
+    monkeypatch.setattr(native, "HERE", tmp_path)
+    native.reset()
+    try:
+        assert native.library() is None
+        assert "cannot be loaded" in native.status() and "reinstall edge_app" in native.status()
+    finally:
+        monkeypatch.undo()
+        native.reset()
