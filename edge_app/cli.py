@@ -174,6 +174,9 @@ def cmd_check(args) -> int:
 
     for line in openvino_report().lines():
         print(f"runtime: {line}")
+    from edge_app import native
+
+    print(f"darknet resize: {'compiled' if native.library() else 'numpy fallback, slower'}: {native.status()}")
     failures = 0
     checks = [("model", lambda: _model_report(load_detector(config), config)),
               ("source", lambda: check_source(config.source))]

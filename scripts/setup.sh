@@ -15,7 +15,7 @@ cd "$REPO"
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 need_apt=()
-for pkg in darknet mosquitto shellcheck systemd chromium; do
+for pkg in darknet mosquitto shellcheck systemd chromium gcc libc6-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if ((${#need_apt[@]})); then
@@ -73,6 +73,15 @@ if [ "${SKIP_PY39:-0}" != 1 ]; then
   make_py39_venv .venv39 2022.3.1 "numpy<2" "opencv-python-headless>=4.5,<5"
   make_py39_venv .venv39-ov2022.1 2022.1.0 "numpy==1.19.5" "opencv-python-headless>=4.5,<4.9"
 fi
+
+# The compiled resize (edge_app/native) in place, for runs from the checkout (PYTHONPATH=repo);
+# cheap when up to date. The tests require it (EDGE_REQUIRE_NATIVE=1 in scripts/test.sh).
+if ! .venv/bin/python setup.py -q build_ext --inplace >"$REPO/.cache-native-build.log" 2>&1 \
+   || ! ls edge_app/native/_dkresize*.so >/dev/null 2>&1; then
+  cat "$REPO/.cache-native-build.log" >&2
+  echo "error: edge_app/native could not be built (see above)" >&2; exit 1
+fi
+rm -f "$REPO/.cache-native-build.log"
 
 # The emulated Raspberry Pi (tests/pi): a cached Debian Bullseye armhf root, root only
 if [ "${SKIP_PI_ROOT:-0}" != 1 ]; then

@@ -11,6 +11,7 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 export PYTHONDONTWRITEBYTECODE=1
+export EDGE_REQUIRE_NATIVE=1  # the compiled resize must be there (tests/edge/test_preprocess.py)
 
 stage_start=$SECONDS
 timings=()

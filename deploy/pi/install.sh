@@ -140,6 +140,8 @@ install -d -m 0755 "$PREFIX"
 mkdir -p "$WORK/src"
 cp -r "$REPO/edge_app" "$WORK/src/"
 find "$WORK/src" -name __pycache__ -prune -exec rm -rf {} +
+# a compiled library built in the clone is for the machine that built it: build here, or not at all
+find "$WORK/src" -name '*.so' -delete
 cp "$HERE/setup_edge.py" "$WORK/src/setup.py"
 cp "$REPO/setup.cfg" "$WORK/src/repo-setup.cfg"
 # numpy stays Debian's: pin pip to the version apt installed

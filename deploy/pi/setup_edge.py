@@ -7,11 +7,14 @@ and the runtime requirements are read from setup.cfg, their one home. numpy is l
 Pi it is Debian's python3-numpy, which python3-opencv and OpenVINO are built against (pip
 would otherwise try to replace it with a numpy that has no armv7l wheel).
 Plain setuptools, no pyproject: Bullseye's pip 20.3.4 installs it with --no-build-isolation.
+The compiled resize (edge_app/native, optional) is built when the Pi has a C compiler (gcc);
+without one the install goes on and edge_app uses its numpy version (`edge-app check` says which).
 """
 import configparser
+import runpy
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import Extension, setup
 
 HERE = Path(__file__).resolve().parent
 cfg = configparser.ConfigParser()
@@ -30,7 +33,8 @@ setup(
     name="edge-app",
     version=cfg.get("metadata", "version"),
     description="edge-vision device daemon (edge_app only)",
-    packages=["edge_app", "edge_app.schemas"],
+    packages=["edge_app", "edge_app.schemas", "edge_app.native"],
+    ext_modules=[Extension(**runpy.run_path(str(HERE / "edge_app/native/build_spec.py"))["EXTENSION"])],
     package_data={"edge_app": ["schemas/*.json"]},
     python_requires=">=3.9",
     install_requires=requires,

@@ -44,7 +44,7 @@ def _load() -> Tuple[Optional[ctypes.CDLL], str]:
         fn.restype = None
     lib.dk_scratch_floats.argtypes = [i, i, i]
     lib.dk_scratch_floats.restype = ctypes.c_long
-    return lib, f"native ({path.name})"
+    return lib, f"loaded {path.name}"
 
 
 def library() -> Optional[ctypes.CDLL]:
