@@ -3,7 +3,9 @@ every Python version, and building needs a C compiler but no python3-dev).
 
 Built at install time when a C compiler is there (setup.py / deploy/pi/setup_edge.py, from
 build_spec.py); the library is optional: without it the numpy versions in edge_app.preprocess
-compute the same values, more slowly. EDGE_APP_NATIVE=0 turns it off (for comparisons).
+compute the same values, more slowly. EDGE_APP_NATIVE=0 turns it off (for comparisons);
+EDGE_APP_NATIVE_SIMD=baseline keeps it to its 128-bit loops on x86-64 (what the Pi estimate
+counts) instead of AVX2.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from pathlib import Path
 from typing import Optional, Tuple
 
 HERE = Path(__file__).resolve().parent
-ABI_VERSION = 4
+ABI_VERSION = 5
 _state: Optional[Tuple[Optional[ctypes.CDLL], str]] = None
 
 
@@ -44,7 +46,10 @@ def _load() -> Tuple[Optional[ctypes.CDLL], str]:
         fn.restype = None
     lib.dk_scratch_floats.argtypes = [i, i, i]
     lib.dk_scratch_floats.restype = ctypes.c_long
-    return lib, f"loaded {path.name}"
+    lib.dk_set_simd.argtypes = [i]
+    lib.dk_set_simd.restype = i
+    level = lib.dk_set_simd(0 if os.environ.get("EDGE_APP_NATIVE_SIMD") == "baseline" else 1)
+    return lib, f"loaded {path.name} ({'AVX2' if level else 'baseline'} loops)"
 
 
 def library() -> Optional[ctypes.CDLL]:

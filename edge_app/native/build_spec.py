@@ -7,6 +7,7 @@ optional: a machine without a C compiler installs edge_app all the same (numpy f
 EXTENSION = dict(
     name="edge_app.native._dkresize",
     sources=["edge_app/native/dkresize.c"],
+    depends=["edge_app/native/dkresize_kernels.h"],
     extra_compile_args=["-O3", "-ffp-contract=off", "-fno-math-errno", "-std=c99"],
     optional=True,
 )

@@ -25,10 +25,13 @@
 #define LITTLE_ENDIAN_CPU 0
 #endif
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define CLONES __attribute__((target_clones("avx2", "default")))
+/* The vectorizable loops are compiled twice on x86-64: for the baseline (SSE2, 128-bit like the
+ * Pi's NEON) and for AVX2, picked at run time when the CPU has it, or by dk_set_simd (the Pi
+ * estimate counts baseline instructions). Same operations, so the same values. */
+#if defined(__GNUC__) && defined(__x86_64__)
+#define HAVE_AVX2_CLONE 1
 #else
-#define CLONES
+#define HAVE_AVX2_CLONE 0
 #endif
 
 /* floats of scratch the caller provides */
@@ -81,16 +84,6 @@ static void gather_u8(const uint8_t *restrict row, int in_w, int ch, int out_w,
     }
 }
 
-CLONES static void weigh_u8(const uint8_t *restrict g0, const uint8_t *restrict g1, int n,
-                            const float *restrict w0, const float *restrict w1,
-                            float *restrict part) {
-    for (int j = 0; j < n; ++j) {
-        float left = w0[j] * (float)g0[j];
-        float right = w1[j] * (float)g1[j];
-        part[j] = left + right;
-    }
-}
-
 static void horizontal_f32(const float *restrict row, int n, const int32_t *restrict o0,
                            const int32_t *restrict o1, const float *restrict w0,
                            const float *restrict w1, float *restrict part) {
@@ -101,28 +94,39 @@ static void horizontal_f32(const float *restrict row, int n, const int32_t *rest
     }
 }
 
-CLONES static void vertical_u8(const float *restrict part0, const float *restrict part1, float b0,
-                               float b1, uint8_t *restrict out, int n) {
-    for (int j = 0; j < n; ++j) {
-        float top = b0 * part0[j];
-        float bottom = b1 * part1[j];
-        float v = top + bottom;
-        /* round half to even, as cv2.convertScaleAbs does: adding and removing 1.5 * 2^23
-         * leaves the float rounded to an integer in the default rounding mode. No clamp needed:
-         * from u8 pixels and weights >= 0 summing to 1 (to an ulp) v lies in [0, 255.0001]. */
-        out[j] = (uint8_t)(int)((v + 12582912.0f) - 12582912.0f);
-    }
-}
+#define ATTR
+#define NAME(f) f##_base
+#include "dkresize_kernels.h"
+#undef ATTR
+#undef NAME
+#if HAVE_AVX2_CLONE
+#define ATTR __attribute__((target("avx2")))
+#define NAME(f) f##_avx2
+#include "dkresize_kernels.h"
+#undef ATTR
+#undef NAME
+#endif
 
-CLONES static void vertical_f32(const float *restrict part0, const float *restrict part1, float b0,
-                                float b1, float *restrict out, int n) {
-    for (int j = 0; j < n; ++j) {
-        float top = b0 * part0[j];
-        float bottom = b1 * part1[j];
-        out[j] = top + bottom;
-    }
-}
+struct kernels {
+    void (*weigh_u8)(const uint8_t *, const uint8_t *, int, const float *, const float *, float *);
+    void (*vertical_u8)(const float *, const float *, float, float, uint8_t *, int);
+    void (*vertical_f32)(const float *, const float *, float, float, float *, int);
+};
+static const struct kernels base = {weigh_u8_base, vertical_u8_base, vertical_f32_base};
+#if HAVE_AVX2_CLONE
+static const struct kernels avx2 = {weigh_u8_avx2, vertical_u8_avx2, vertical_f32_avx2};
+#endif
+static const struct kernels *kernels = NULL;
 
+/* level: 0 the baseline loops, 1 AVX2 when the CPU has it (the default). Returns the level in use. */
+int dk_set_simd(int level) {
+    kernels = &base;
+#if HAVE_AVX2_CLONE
+    __builtin_cpu_init();
+    if (level > 0 && __builtin_cpu_supports("avx2")) kernels = &avx2;
+#endif
+    return kernels == &base ? 0 : 1;
+}
 /* One resize; `u8` says whether `in` and `out` are uint8_t (else float). */
 static void resize(const void *in, int in_stride, int in_w, int ch, void *out, int out_h, int out_w,
                    const int32_t *x0, const int32_t *x1, const float *a0, const float *a1,
@@ -132,6 +136,8 @@ static void resize(const void *in, int in_stride, int in_w, int ch, void *out, i
     float *part0 = scratch, *part1 = scratch + n, *w0 = scratch + 2 * n, *w1 = scratch + 3 * n;
     int32_t *o0 = (int32_t *)(scratch + 4 * n), *o1 = (int32_t *)(scratch + 5 * n);
     uint8_t *g0 = (uint8_t *)(scratch + 6 * n), *g1 = (uint8_t *)(scratch + 7 * n + 1); /* n+4 bytes apart at least */
+    if (!kernels) dk_set_simd(1);
+    const struct kernels *k = kernels;
     expand_taps(ch, out_w, x0, x1, a0, a1, o0, o1, w0, w1);
     int held0 = -1, held1 = -1; /* which input row each part buffer holds */
     for (int r = 0; r < out_h; ++r) {
@@ -147,7 +153,7 @@ static void resize(const void *in, int in_stride, int in_w, int ch, void *out, i
             if (u8) {
                 gather_u8((const uint8_t *)in + (ptrdiff_t)want * in_stride, in_w, ch, out_w, x0, x1,
                           g0, g1);
-                weigh_u8(g0, g1, n, w0, w1, part);
+                k->weigh_u8(g0, g1, n, w0, w1, part);
             } else {
                 horizontal_f32((const float *)in + (ptrdiff_t)want * in_stride, n, o0, o1, w0, w1,
                                part);
@@ -155,9 +161,9 @@ static void resize(const void *in, int in_stride, int in_w, int ch, void *out, i
             if (which) held1 = want; else held0 = want;
         }
         if (u8)
-            vertical_u8(part0, part1, b0[r], b1[r], (uint8_t *)out + (ptrdiff_t)r * n, n);
+            k->vertical_u8(part0, part1, b0[r], b1[r], (uint8_t *)out + (ptrdiff_t)r * n, n);
         else
-            vertical_f32(part0, part1, b0[r], b1[r], (float *)out + (ptrdiff_t)r * n, n);
+            k->vertical_f32(part0, part1, b0[r], b1[r], (float *)out + (ptrdiff_t)r * n, n);
     }
 }
 
@@ -177,4 +183,4 @@ void dk_resize_f32(const float *in, int in_stride, int in_w, int ch, float *out,
     resize(in, in_stride, in_w, ch, out, out_h, out_w, x0, x1, a0, a1, y0, y1, b0, b1, scratch, 0);
 }
 
-int dk_abi_version(void) { return 4; }
+int dk_abi_version(void) { return 5; }

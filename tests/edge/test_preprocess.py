@@ -129,9 +129,17 @@ def test_ci_builds_the_compiled_resize():
     assert native.library() is not None, native.status()
 
 
+@pytest.fixture(params=["avx2-if-there", "baseline"])
+def simd_level(request, native_lib):
+    """Both builds of the vectorizable loops (x86-64: AVX2 and the 128-bit baseline)."""
+    native_lib.dk_set_simd(0 if request.param == "baseline" else 1)
+    yield request.param
+    native_lib.dk_set_simd(1)
+
+
 @pytest.mark.parametrize("in_size, out_size", NATIVE_SIZES)
 @pytest.mark.parametrize("channels", [3, 1, 4])
-def test_compiled_resize_gives_the_numpy_values(native_lib, in_size, out_size, channels):
+def test_compiled_resize_gives_the_numpy_values(native_lib, simd_level, in_size, out_size, channels):
     rng = np.random.default_rng(sum(in_size + out_size) + channels)
     image_u8 = rng.integers(0, 256, (in_size[1], in_size[0], channels), dtype=np.uint8)
     unit = (image_u8.astype(np.float64) / 255.0).astype(F)
