@@ -3,8 +3,13 @@
 Matching (both definitions): detections of all images, sorted by falling score; each one is
 matched to the truth of its class with the highest IoU, if that IoU is > the IoU threshold
 (0.5). The first detection to hit a truth is a TP; later hits on it and detections matching
-nothing are FPs. A detection hitting only a difficult truth is ignored; difficult truths are
-not in the recall's denominator.
+nothing are FPs. Difficult truths are not in the recall's denominator, and a detection matched
+to one is ignored (neither TP nor FP). Which truth a detection is matched to when difficult
+ones are near: ours as the VOC devkit (and darknet's scripts/voc_eval.py, which scores
+`detector valid` output — pjreddie's only route: it has no `detector map` and no difficult=),
+the best IoU among all the truths, difficult or not; AlexeyAB's the best among the ordinary
+truths, a difficult one only when no ordinary truth is over the threshold (so a detection
+overlapping both is a TP, or an FP if that truth is taken).
 AP: area under the monotone precision envelope at every recall step (points=0, VOC2010+,
 darknet's default), or the mean of the best precision at recall >= i/(points-1) (points=11:
 VOC2007, 101: COCO-style).
@@ -17,7 +22,10 @@ Two definitions of the rest, `reference=False` (ours) and `reference=True` (Alex
   walks each image's boxes in its own order (the order the caller gives the detections in,
   see evaluate.darknet_order) and counts a TP when the box's best truth was not claimed by an
   earlier box of that image — at any score.
-- detections_count: ours counts the detections at the threshold; darknet all of them.
+- detections_count: ours counts the detections at the threshold; darknet all of them but the
+  ignored ones.
+- FP at the confidence threshold: darknet also counts there the detections it ignores for AP
+  (those matched to a difficult truth); ours does not.
 """
 from __future__ import annotations
 
@@ -115,10 +123,12 @@ class Metrics:
                 **{f"ap_{c.name}": c.ap for c in self.classes}}
 
 
-def match(detections: Sequence[Detection], truths: Sequence[Truth], iou_threshold: float = 0.5):
-    """The matching (see the module's docstring): (score order, outcome per detection: 1 TP,
-    0 FP, -1 ignored (hit a difficult truth), best IoU, index of the truth matched or -1).
-    A detection's outcome depends only on its own image's detections and truths."""
+def match(detections: Sequence[Detection], truths: Sequence[Truth], iou_threshold: float = 0.5,
+          reference: bool = False):
+    """The matching (see the module's docstring; reference=True: darknet's choice of truth):
+    (score order, outcome per detection: 1 TP, 0 FP, -1 ignored (matched to a difficult truth),
+    best IoU, index of the truth matched or -1). A detection's outcome depends only on its own
+    image's detections and truths."""
     by_image: Dict[Tuple[str, int], List[int]] = {}
     truth_boxes = np.array([t[2:6] for t in truths], float).reshape(-1, 4)
     for index, t in enumerate(truths):
@@ -135,6 +145,10 @@ def match(detections: Sequence[Detection], truths: Sequence[Truth], iou_threshol
         if not candidates:
             continue
         overlaps = iou(box, truth_boxes[candidates])
+        if reference:  # an ordinary truth over the threshold wins over any difficult one
+            ordinary = np.array([not truths[t][6] for t in candidates])
+            if np.any(overlaps[ordinary] > iou_threshold):
+                overlaps = np.where(ordinary, overlaps, 0.0)
         j = int(np.argmax(overlaps))
         if overlaps[j] <= iou_threshold:
             continue
@@ -154,7 +168,7 @@ def compute(detections: Sequence[Detection], truths: Sequence[Truth], names: Seq
             reference: bool = False) -> Metrics:
     """Metrics of detections against truths; reference=True: `detector map`'s definitions
     (see the module's docstring), with the detections of each image in darknet's box order."""
-    order, outcome, best_iou, claimed = match(detections, truths, iou_threshold)
+    order, outcome, best_iou, claimed = match(detections, truths, iou_threshold, reference)
     if reference:
         at_conf_tp = _darknet_tp_at_conf(detections, claimed, truths, conf_threshold)
     results = []
@@ -186,7 +200,7 @@ def compute(detections: Sequence[Detection], truths: Sequence[Truth], names: Seq
     recall = all_tp / n_truth_all if n_truth_all else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     averaged = [c.ap for c in results] if reference else [c.ap for c in results if c.truths]
-    counted = len(detections) if reference else all_tp + all_fp
+    counted = int(np.sum(outcome >= 0)) if reference else all_tp + all_fp
     return Metrics(results, float(np.mean(averaged)) if averaged else 0.0, precision, recall, f1,
                    all_tp, all_fp, n_truth_all - all_tp, iou_sum / (all_tp + all_fp) if all_tp + all_fp else 0.0,
                    iou_threshold, conf_threshold, points, detections_count=counted, reference=reference)

@@ -51,13 +51,43 @@ def test_duplicates_are_false_positives():
     assert m.precision == pytest.approx(1 / 3) and m.map == 1.0  # recall 1 reached at precision 1
 
 
-def test_difficult_objects_are_ignored():
-    truths = [("a", 0, *box(0, 0), False), ("a", 0, *box(50, 50), True)]
-    dets = [("a", 0, 0.9, *box(0, 0)), ("a", 0, 0.8, *box(50, 50))]
-    m = compute(dets, truths, ["logo"])
-    assert (m.tp, m.fp, m.fn) == (1, 0, 0) and m.map == 1.0 and m.classes[0].truths == 1
-    missed = compute([("a", 0, 0.9, *box(0, 0))], truths, ["logo"])
-    assert missed.fn == 0 and missed.recall == 1.0  # missing a difficult object costs nothing
+def test_difficult_truths_neither_cost_recall_nor_make_false_positives():
+    """One image: an ordinary truth A found, a difficult D found first (higher score), a
+    difficult E missed. As darknet counts them (either definition): AP 1, recall 1."""
+    a, d, e = box(0, 0), box(50, 50), box(100, 100)
+    dets = [("i", 0, 0.95, *d), ("i", 0, 0.9, *a)]
+    hard = [("i", 0, *a, False), ("i", 0, *d, True), ("i", 0, *e, True)]
+    # the same boxes without the difficult list: the label file holds A only, so the
+    # detection of D is an FP ranked above the TP (AP 0.5) ...
+    no_list = compute(dets, hard[:1], ["logo"], reference=True)
+    assert (no_list.map, no_list.tp, no_list.fp, no_list.detections_count) == (0.5, 1, 1, 2)
+    # ... and with D and E as ordinary truths, E's miss costs recall
+    ordinary = compute(dets, [t[:6] + (False,) for t in hard], ["logo"], reference=True)
+    assert ordinary.recall == pytest.approx(2 / 3) and ordinary.map == pytest.approx(2 / 3) and ordinary.fn == 1
+    for reference in (False, True):
+        m = compute(dets, hard, ["logo"], reference=reference)
+        assert m.map == 1.0 and m.classes[0].truths == 1 and (m.tp, m.fn, m.recall) == (1, 0, 1.0)
+        assert m.detections_count == 1  # darknet drops the detection of D from its list
+    # at the confidence threshold darknet still counts that detection as an FP; ours ignores it
+    assert compute(dets, hard, ["logo"], reference=True).fp == 1
+    assert compute(dets, hard, ["logo"]).fp == 0
+
+
+def test_an_ordinary_truth_wins_over_a_closer_difficult_one_in_darknet():
+    """A detection overlapping an ordinary truth (IoU .82) and a difficult one (IoU 1): darknet
+    (detector map) matches it to the ordinary truth, the VOC devkit (ours) to the best IoU."""
+    truths = [("i", 0, *box(0, 0), False), ("i", 0, *box(1, 0), True)]
+    det = ("i", 0, 0.8, *box(1, 0))
+    ref = compute([det], truths, ["logo"], reference=True)
+    ours = compute([det], truths, ["logo"])
+    assert (ref.tp, ref.fp, ref.map) == (1, 0, 1.0)
+    assert (ours.tp, ours.fp, ours.fn, ours.map) == (0, 0, 1, 0.0)
+    # a second detection on the same ordinary truth: darknet's duplicate FP, ours ignored
+    dets = [("i", 0, 0.9, *box(0, 0)), det]
+    ref = compute(dets, truths, ["logo"], reference=True)
+    ours = compute(dets, truths, ["logo"])
+    assert (ref.tp, ref.fp, ref.detections_count) == (1, 1, 2) and ref.map == 1.0
+    assert (ours.tp, ours.fp, ours.detections_count) == (1, 0, 1) and ours.map == 1.0
 
 
 def test_wrong_class_and_low_iou_are_false_positives():
