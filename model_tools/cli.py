@@ -232,7 +232,14 @@ def cmd_evaluate(args) -> int:
     if not checkpoints:
         raise InputError("no checkpoints found", args.backup or str(backup_dir(args.data)),
                          "give --weights FILE ... or the --backup folder of this cfg")
-    difficult = data.get("difficult") if args.difficult is None else args.difficult
+    difficult = args.difficult
+    if difficult is None and data.get("difficult"):
+        if args.valid and Path(args.valid).resolve() != Path(data.get("valid", "")).resolve():
+            # the .data's difficult= pairs line by line with its valid=, not with another list
+            print(f"note: --valid is not the .data's valid=, so its difficult= list is not used; give the list "
+                  f"that goes with {args.valid} as --difficult (import writes test-difficult.txt for test.txt)")
+        else:
+            difficult = data["difficult"]
     computed: dict = {}
     rows = evaluate.evaluate_checkpoints(args.cfg, names, valid, checkpoints, args.out, fp16=not args.fp32,
                                          resize_mode=args.resize_mode, interpolation=args.interpolation,
@@ -460,8 +467,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="reference mode: how the darknet you compare with reads images: stb = built without "
                         "OpenCV (AlexeyAB/hank-ai default, our AWS bootstrap); opencv = built with OPENCV=1 "
                         "(Debian's darknet)")
-    p.add_argument("--difficult", help="list of images whose labels are difficult truths (default: difficult= "
-                                       "of the .data, as AlexeyAB reads it)")
+    p.add_argument("--difficult", help="list pairing line by line with the validation list, whose images' labels "
+                                       "are its difficult truths (default: difficult= of the .data, as AlexeyAB "
+                                       "reads it, when --valid is the .data's valid=)")
     p.add_argument("--no-plots", action="store_true", help="numbers only (map.png and pr_curve.png skipped)")
     p.set_defaults(func=cmd_evaluate)
 

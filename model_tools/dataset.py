@@ -12,6 +12,16 @@ pixels); `build` validates the images and boxes, splits by image, and writes the
 items are excluded and listed in the report with their file:line, never silently dropped, and
 nothing in the annotations can make it raise anything but an InputError.
 
+Difficult boxes (Pascal VOC's <difficult>1</difficult>) follow darknet's convention: both
+forks' scripts/voc_label.py leave them out of every label file, the training ones included, so
+a training image holds only the objects the model is asked to find (one whose every box is
+difficult trains as a background image, as with voc_label.py). For the validation and test
+images they are written where AlexeyAB's `detector map` reads them (voc_label_difficult.py's
+scheme, in a folder of their own): difficult/<stem>.txt, listed line for line with the split by
+valid-difficult.txt / test-difficult.txt, and the .data's difficult= names the validation one.
+There darknet drops a detection that overlaps only a difficult box instead of counting it as a
+false positive, and a missed difficult box costs no recall; `model-tools evaluate` reads the same list.
+
 Class order is deterministic: the order of an existing .names in the output folder, or of
 --names, or sorted names; it is written once and reused, so re-imports never scramble labels
 (seed 000 took it from a Python set, whose order changes between runs).
@@ -20,7 +30,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import os
 import random
 import shutil
@@ -29,6 +38,7 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
+from xml.parsers import expat
 
 from edge_app.atomic import NAME_MAX, check_output_folder, write_text
 from edge_app.errors import InputError
@@ -157,9 +167,41 @@ def import_flickr27(annotation_file: Union[str, Path], image_dir: Union[str, Pat
     return Imported(list(items.values()), problems, labels)
 
 
+def _read_xml(path: Path) -> Tuple[ET.Element, Dict[int, int]]:
+    """An XML file's element tree and the line each element starts on (keyed by id(element),
+    valid while the tree lives): ElementTree alone keeps no line numbers. expat.ExpatError
+    (with .lineno) on a syntax error."""
+    builder = ET.TreeBuilder()
+    parser = expat.ParserCreate()
+    lines: Dict[int, int] = {}
+
+    def start(tag, attrs):
+        lines[id(builder.start(tag, attrs))] = parser.CurrentLineNumber
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = builder.end
+    parser.CharacterDataHandler = builder.data
+    parser.Parse(path.read_bytes(), True)
+    return builder.close(), lines
+
+
+def _voc_difficult(obj: ET.Element, where: str) -> bool:
+    """An object's <difficult> flag: 1 or 0, absent or empty = 0. Any other value is an
+    InputError: read either way it would silently move boxes in or out of the evaluation."""
+    text = (obj.findtext("difficult") or "").strip()
+    if text in ("", "0", "1"):
+        return text == "1"
+    raise InputError(f"<difficult> is {text[:40]!r}, not 0 or 1", where,
+                     "VOC marks a difficult object with <difficult>1</difficult>, any other with 0 "
+                     "(or no <difficult> element); correct the file and import again")
+
+
 def import_voc(root: Union[str, Path], lists: Sequence[str] = ("train", "val", "test")) -> Imported:
-    """Pascal VOC: Annotations/<id>.xml (1-based pixel boxes, difficult flag kept) with
-    JPEGImages/<id>.jpg; the ImageSets/Main/<list>.txt an id appears in is its split key."""
+    """Pascal VOC: Annotations/<id>.xml (1-based pixel boxes) with JPEGImages/<id>.jpg; the
+    ImageSets/Main/<list>.txt an id appears in is its split key. Each box keeps its
+    <difficult> flag (`build` decides where difficult boxes go). A file that is not XML is
+    excluded and listed (file:line); a <difficult> that is neither 0 nor 1 stops the import
+    with an InputError at its file:line."""
     root = Path(root)
     key_of: Dict[str, str] = {}
     for name in lists:
@@ -175,9 +217,13 @@ def import_voc(root: Union[str, Path], lists: Sequence[str] = ("train", "val", "
     for xml_path in xml_files:
         where = str(xml_path)
         try:
-            tree = ET.parse(xml_path).getroot()
-        except (ET.ParseError, OSError, RecursionError) as exc:
-            problems.append((where, f"unreadable XML: {exc}"))
+            tree, line_of = _read_xml(xml_path)
+        except expat.ExpatError as exc:
+            problems.append((f"{xml_path}:{exc.lineno}", f"unreadable XML: {expat.ErrorString(exc.code)} "
+                             f"(column {exc.offset + 1})"))
+            continue
+        except OSError as exc:
+            problems.append((where, f"unreadable file: {exc.strerror or exc}"))
             continue
         filename = (tree.findtext("filename") or f"{xml_path.stem}.jpg").strip()
         try:
@@ -187,22 +233,23 @@ def import_voc(root: Union[str, Path], lists: Sequence[str] = ("train", "val", "
             continue
         _add(items, image, None, key_of.get(xml_path.stem), where)
         for index, obj in enumerate(tree.findall("object")):
+            box_where = f"{xml_path}:{line_of[id(obj)]}"
+            hard = obj.find("difficult")
+            difficult = _voc_difficult(obj, box_where if hard is None else f"{xml_path}:{line_of[id(hard)]}")
             label = (obj.findtext("name") or "").strip()
-            box_where = f"{where}: object {index + 1}"
             bnd = obj.find("bndbox")
             if not label or bnd is None:
-                problems.append((box_where, "object without name or bndbox"))
+                problems.append((box_where, f"object {index + 1} has no name or no bndbox"))
                 continue
             try:
                 # VOC is 1-based and inclusive: pixel x covers [x-1, x) in 0-based continuous terms
                 x1, y1, x2, y2 = (_number(bnd.findtext(k) or "", box_where, k)
                                   for k in ("xmin", "ymin", "xmax", "ymax"))
             except ValueError as exc:
-                problems.append((box_where, str(exc)))
+                problems.append((box_where, f"object {index + 1}: {exc}"))
                 continue
             if label not in labels:
                 labels.append(label)
-            difficult = (obj.findtext("difficult") or "0").strip() == "1"
             items[str(image)].boxes.append(Box(label, x1 - 1, y1 - 1, x2, y2, difficult, box_where))
     return Imported(list(items.values()), problems, labels)
 
@@ -365,12 +412,19 @@ class Report:
     histogram: Dict[str, int] = field(default_factory=dict)
     splits: Dict[str, int] = field(default_factory=dict)
     clipped_boxes: int = 0
+    difficult_boxes: int = 0  # VOC <difficult>1</difficult>: not in the label files
+    difficult_listed: int = 0  # of those, in the valid/test difficult lists
 
     def text(self) -> str:
         out = [f"images kept: {self.images}, boxes kept: {self.boxes}",
                "splits: " + ", ".join(f"{k} {v}" for k, v in self.splits.items()),
                "class histogram (boxes):"]
         out += [f"  {label:24s} {count}" for label, count in self.histogram.items()]
+        if self.difficult_boxes:
+            out.append(f"difficult boxes: {self.difficult_boxes}, not in the label files (darknet's convention); "
+                       f"{self.difficult_listed} of them (valid, test) in {DIFFICULT_FOLDER}/, listed by "
+                       f"{difficult_list_name('valid')} (the .data's difficult=) and {difficult_list_name('test')}, "
+                       "ignored by the evaluation")
         if self.clipped_boxes:
             out.append(f"boxes clipped to the image border (less than 2% outside): {self.clipped_boxes}")
         for title, rows in (("annotation lines not understood", self.annotation_problems),
@@ -561,30 +615,40 @@ def _write_layout(kept: List[Item], sizes: Dict[str, Tuple[int, int]], classes: 
     splits = split_items(kept, ratios, seed, test_keys, valid_keys)
     images_dir = out_dir / IMAGE_FOLDER
     images_dir.mkdir(parents=True, exist_ok=True)
+    with_difficult = any(b.difficult for item in kept for b in item.boxes)
+    if with_difficult:
+        (out_dir / DIFFICULT_FOLDER).mkdir(exist_ok=True)
     histogram: Counter = Counter()
-    difficult: Dict[str, List[int]] = {}
-    lists: Dict[str, List[str]] = {}
     for split, split_items_ in splits.items():
-        lines = []
+        lines, difficult_lines = [], []
         for item in tqdm(split_items_, desc=f"writing {split}", unit="img", disable=not progress):
             stem = item.where
             width, height = sizes[stem]
             target = images_dir / f"{stem}{_stored_suffix(item.image)}"
             _place(item.image, target)
-            rows = []
-            for index, b in enumerate(item.boxes):
+            rows, difficult_rows = [], []
+            for b in item.boxes:
                 cx, cy = (b.x1 + b.x2) / 2 / width, (b.y1 + b.y2) / 2 / height
                 bw, bh = (b.x2 - b.x1) / width, (b.y2 - b.y1) / height
-                rows.append(f"{classes.index(b.label)} {cx:.6f} {cy:.6f} {bw:.6f} {bh:.6f}\n")
-                histogram[b.label] += 1
-                if b.difficult:
-                    difficult.setdefault(stem, []).append(index)
+                row = f"{classes.index(b.label)} {cx:.6f} {cy:.6f} {bw:.6f} {bh:.6f}\n"
+                (difficult_rows if b.difficult else rows).append(row)
+                if not b.difficult:
+                    histogram[b.label] += 1
             write_text(beside_label_path(target), "".join(rows))
             lines.append(f"{target}\n")
             report.boxes += len(rows)
-        lists[split] = lines
+            report.difficult_boxes += len(difficult_rows)
+            if with_difficult and split in DIFFICULT_SPLITS:
+                # one line per image, an empty file when it has none: darknet pairs the lists by
+                # line, and reports (and appends to bad.list) every label file it cannot open
+                stand_in = difficult_image_path(out_dir, target)
+                write_text(darknet_label_path(stand_in, "alexeyab"), "".join(difficult_rows))
+                difficult_lines.append(f"{stand_in}\n")
+                report.difficult_listed += len(difficult_rows)
         report.splits[split] = len(lines)
         write_text(out_dir / f"{split}.txt", "".join(lines))
+        if with_difficult and split in DIFFICULT_SPLITS:
+            write_text(out_dir / difficult_list_name(split), "".join(difficult_lines))
     report.images = sum(report.splits.values())
     report.histogram = {label: histogram.get(label, 0) for label in classes}
     names_path = out_dir / f"{name}.names"
@@ -592,12 +656,35 @@ def _write_layout(kept: List[Item], sizes: Dict[str, Tuple[int, int]], classes: 
         write_text(names_path, "".join(f"{c}\n" for c in classes))
     backup = out_dir / "backup"
     backup.mkdir(exist_ok=True)
+    difficult_line = f"difficult={out_dir / difficult_list_name('valid')}\n" if with_difficult else ""
     write_text(out_dir / f"{name}.data", f"classes={len(classes)}\ntrain={out_dir / 'train.txt'}\n"
-               f"valid={out_dir / 'valid.txt'}\ntest={out_dir / 'test.txt'}\nnames={names_path}\n"
-               f"backup={backup}\neval=voc\n")
-    write_text(out_dir / "difficult.json", json.dumps(difficult, indent=1) + "\n")
+               f"valid={out_dir / 'valid.txt'}\n{difficult_line}test={out_dir / 'test.txt'}\n"
+               f"names={names_path}\nbackup={backup}\neval=voc\n")
+    legacy = out_dir / LEGACY_DIFFICULT_JSON
+    if legacy.exists():  # an earlier import's record, now wrong: the labels no longer hold those boxes
+        legacy.unlink()
     write_text(out_dir / "report.txt", report.text())
     return report
+
+
+# Difficult boxes (VOC's <difficult>1</difficult>), where AlexeyAB's `detector map` reads them:
+# the .data's difficult= names a list parallel to valid= (line i ↔ image i); darknet turns each
+# line into a label path as it does an image's, and a detection of that class overlapping one of
+# those boxes (IoU > the threshold) is dropped instead of counted. The listed images need not
+# exist: only their label files are read. pjreddie has no such key.
+DIFFICULT_FOLDER = "difficult"
+DIFFICULT_SPLITS = ("valid", "test")  # the training labels leave them out (darknet's voc_label.py)
+LEGACY_DIFFICULT_JSON = "difficult.json"  # written by imports before the difficult lists
+
+
+def difficult_list_name(split: str) -> str:
+    return f"{split}-difficult.txt"
+
+
+def difficult_image_path(out_dir: Path, image: Path) -> Path:
+    """The line of the difficult list that stands for `image`: its name in the difficult folder,
+    so that darknet's label path for it is difficult/<stem>.txt."""
+    return out_dir / DIFFICULT_FOLDER / image.name
 
 
 def read_data_file(path: Union[str, Path]) -> Dict[str, str]:
@@ -745,7 +832,30 @@ def check_labels(data_file: Union[str, Path], fork: Optional[str] = None,
     if train_boxes == 0:
         raise InputError("the training list holds no object: every label file is empty", f"{data_file}: train=",
                          "check the import report (boxes kept) and the class names")
+    if "valid" in lists and data.get("valid") and data.get("difficult") and "alexeyab" in forks:
+        valid = _resolve(data["valid"], base)
+        count = len(list_paths(valid, f"the valid list (named by {data_file}: valid=)"))
+        read_difficult_list(_resolve(data["difficult"], base), count, f"{data_file}: difficult=")
     return result
+
+
+def list_paths(path: Union[str, Path], what: str = "image list") -> List[Path]:
+    """The paths of a darknet list file: one per non-blank line, as darknet reads it (a path may
+    hold spaces)."""
+    return [Path(line.strip()) for line in read_text(path, what).splitlines() if line.strip()]
+
+
+def read_difficult_list(path: Union[str, Path], images: int, where: str) -> List[Path]:
+    """The lines of a difficult= list (see DIFFICULT_FOLDER), which must pair one to one with
+    the `images` lines of the validation list: AlexeyAB reads line i for image i without a
+    bound check, so a shorter list reads past its end, and any other count means the two lists
+    were not made together. InputError otherwise."""
+    listed = list_paths(path, "difficult list (difficult= in the .data)")
+    if len(listed) != images:
+        raise InputError(f"the difficult list {path} has {len(listed)} lines for {images} validation images",
+                         where, "darknet pairs the two lists line by line: give one line per validation "
+                         "image (model-tools import writes both), or drop the difficult list")
+    return listed
 
 
 def _resolve(path: str, base: Path) -> Path:

@@ -22,52 +22,48 @@ from model_tools.metrics import (ClassResult, Detection, Metrics, Truth, average
 
 def ground_truth(valid_list: Union[str, Path], names: Sequence[str],
                  difficult_list: Union[str, Path, None] = None) -> Tuple[List[Path], List[Truth]]:
-    """Images of a darknet list and their truths from the YOLO labels. Difficult truths: from
-    `difficult_list` (AlexeyAB's `difficult=` in the .data: a list parallel to the validation
-    list whose images' label files hold the difficult boxes), else difficult.json (import's
-    record of VOC's flags, box indices per image stem). Image sizes come from the headers."""
-    from edge_app.readers import load_json, read_text
-    from model_tools.dataset import label_path, read_labels
+    """Images of a darknet list and their truths, read as AlexeyAB's `detector map` reads them:
+    each image's label file (see dataset.label_path), and with `difficult_list` (the .data's
+    difficult=, which `model-tools import` writes for VOC) the label file of line i of that list
+    as image i's difficult truths. Image sizes come from the headers."""
+    from model_tools.dataset import LEGACY_DIFFICULT_JSON, label_path, list_paths, read_difficult_list, read_labels
     from model_tools.imagesize import image_size
 
     valid_list = Path(valid_list)
-    try:
-        paths = [Path(p) for p in read_text(valid_list, "image list").split()]
-    except OSError as exc:
-        raise InputError(f"cannot read the validation list: {exc.strerror}", str(valid_list)) from None
+    paths = list_paths(valid_list)
     if not paths:
         raise InputError("the validation list is empty", str(valid_list), "import a dataset with a valid split")
     difficult_paths: List[Optional[Path]] = [None] * len(paths)
-    difficult: Dict[str, List[int]] = {}
     if difficult_list:
-        try:
-            listed = [Path(p) for p in read_text(difficult_list, "image list").split()]
-        except OSError as exc:
-            raise InputError(f"cannot read the difficult list: {exc.strerror}", str(difficult_list)) from None
-        if len(listed) != len(paths):
-            raise InputError(f"the difficult list has {len(listed)} lines for {len(paths)} validation images",
-                             str(difficult_list), "darknet pairs them line by line: give one line per image")
-        difficult_paths = listed
+        difficult_paths = list(read_difficult_list(difficult_list, len(paths), str(difficult_list)))
     else:
-        difficult_file = valid_list.parent / "difficult.json"
-        difficult = load_json(difficult_file, "difficult.json") if difficult_file.exists() else {}
-        if not isinstance(difficult, dict):
-            raise InputError("difficult.json must map image stems to box indices", str(difficult_file),
-                             "import the dataset again")
+        _refuse_legacy_difficult(valid_list.parent / LEGACY_DIFFICULT_JSON)
     truths: List[Truth] = []
     for path, hard_path in zip(paths, difficult_paths):
         try:
             width, height = image_size(path)
         except ValueError as exc:
             raise InputError(f"validation image {path}: {exc}", str(valid_list)) from None
-        hard = set(difficult.get(path.stem, []))
         sources = [(label_path(path), False)] + ([(label_path(hard_path), True)] if hard_path else [])
-        for source, all_hard in sources:
-            for index, (k, x1, y1, x2, y2) in enumerate(read_labels(source, width, height)):
+        for source, hard in sources:
+            for k, x1, y1, x2, y2 in read_labels(source, width, height):
                 if k >= len(names):
                     raise InputError(f"class id {k} is beyond the {len(names)} names", str(source))
-                truths.append((path.stem, k, x1, y1, x2, y2, all_hard or index in hard))
+                truths.append((path.stem, k, x1, y1, x2, y2, hard))
     return paths, truths
+
+
+def _refuse_legacy_difficult(record: Path) -> None:
+    """Imports before the difficult lists kept VOC's difficult boxes in the label files and
+    their indices in difficult.json: darknet counts those boxes as ordinary truths, so no figure
+    computed on such a dataset can match its own. Say so rather than score it either way."""
+    from edge_app.readers import load_json
+
+    if record.exists() and load_json(record, record.name):
+        raise InputError("this dataset was imported before difficult boxes moved out of the label files: "
+                         "its labels hold VOC's difficult objects, which darknet would score as ordinary ones",
+                         str(record), "import the VOC dataset again (model-tools import voc ...): the new "
+                         "layout writes them where darknet's difficult= reads them")
 
 
 def detect_all(model_dir: Union[str, Path], images: Sequence[Path], threshold: float = 0.005,
@@ -254,7 +250,9 @@ def evaluate_checkpoints(cfg_path: Union[str, Path], names: Sequence[str], valid
     with the metadata's preprocessing — the number the device will reach. "reference": darknet's
     own arithmetic and definitions (detector map's number), images read with `decoder` (see
     DECODERS). "both": the two side by side; the
-    device's stays the row's main figure. keep, if given, receives each checkpoint's Metrics
+    device's stays the row's main figure. Difficult truths (`difficult_list`, the .data's
+    difficult=) count in both modes, each by its own definitions (model_tools.metrics: the VOC
+    devkit's for device, detector map's for reference). keep, if given, receives each checkpoint's Metrics
     ({checkpoint name: {"device"|"reference": Metrics}}) for plots without recomputation.
     Writes evaluation.csv (and map.png when plot) into out_dir."""
     from model_tools import cfg as cfg_mod, export, weights as weights_mod

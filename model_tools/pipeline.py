@@ -11,7 +11,7 @@ import json
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from edge_app.atomic import write_text
 from edge_app.errors import InputError
@@ -93,6 +93,13 @@ class Pipeline:
     @property
     def data_file(self) -> Path:
         return self.dataset_dir / f"{self.spec.name}.data"
+
+    @property
+    def difficult_list(self) -> Optional[str]:
+        """The .data's difficult= (VOC imports): the validation images' difficult boxes."""
+        from model_tools.dataset import read_data_file
+
+        return read_data_file(self.data_file).get("difficult") or None
 
     @property
     def names_path(self) -> Path:
@@ -229,7 +236,8 @@ class Pipeline:
         checkpoints = evaluate.list_checkpoints(backup, checkpoint_base(self.train_cfg_path))
         rows = evaluate.evaluate_checkpoints(self.cfg_path, names, self.dataset_dir / "valid.txt",
                                              checkpoints, self.root / "evaluation", fp16=self.spec.fp16,
-                                             resize_mode=self.spec.resize_mode or None, progress=self.progress)
+                                             resize_mode=self.spec.resize_mode or None,
+                                             difficult_list=self.difficult_list, progress=self.progress)
         self.state["evaluate"] = {"settings": self._settings("evaluate"), "rows": len(rows)}
         write_text(self.state_file, json.dumps(self.state, indent=1, default=str) + "\n")
 
@@ -255,7 +263,7 @@ class Pipeline:
                              resize_mode=self.spec.resize_mode or None, cfg_path=str(self.cfg_path),
                              weights_path=str(best["weights"]))
         # the chosen model's evaluation on the validation set, through the exported IR
-        images, truths = evaluate.ground_truth(self.dataset_dir / "valid.txt", names)
+        images, truths = evaluate.ground_truth(self.dataset_dir / "valid.txt", names, self.difficult_list)
         found, _ = evaluate.detect_all(out, images, progress=self.progress)
         metrics = evaluate.compute(found, truths, names)
         write_text(out / "map.txt", metrics.table())

@@ -115,30 +115,122 @@ def test_output_inside_an_images_folder_is_refused(flickr, tmp_path):
         dataset.build(dataset.import_flickr27(annotations, images), tmp_path / "images" / "out", progress=False)
 
 
-def test_voc_difficult_and_one_based_boxes(tmp_path):
+def voc_xml(stem, objects, size=(100, 50)):
+    """A VOC annotation, one element per line (so that file:line points somewhere); objects are
+    (name, difficult text or None, xmin, ymin, xmax, ymax)."""
+    lines = ["<annotation>", f"<filename>{stem}.jpg</filename>",
+             f"<size><width>{size[0]}</width><height>{size[1]}</height></size>"]
+    for name, difficult, *bnd in objects:
+        lines += ["<object>", f"<name>{name}</name>"]
+        if difficult is not None:
+            lines.append(f"<difficult>{difficult}</difficult>")
+        lines += ["<bndbox><xmin>{}</xmin><ymin>{}</ymin><xmax>{}</xmax><ymax>{}</ymax></bndbox>".format(*bnd),
+                  "</object>"]
+    return "\n".join(lines + ["</annotation>"]) + "\n"
+
+
+DOG = ("dog", "0", 1, 1, 50, 25)  # VOC's 1-based inclusive pixels: (0, 0)-(50, 25) → 1 .25 .25 .5 .5
+CAT = ("cat", "1", 51, 26, 100, 50)  # difficult, → 0 .75 .75 .5 .5
+DOG_ROW, CAT_ROW = "1 0.250000 0.250000 0.500000 0.500000", "0 0.750000 0.750000 0.500000 0.500000"
+
+
+@pytest.fixture
+def voc(tmp_path):
     root = tmp_path / "VOC2007"
-    (root / "Annotations").mkdir(parents=True)
-    (root / "JPEGImages").mkdir()
-    (root / "ImageSets" / "Main").mkdir(parents=True)
-    jpg(root / "JPEGImages" / "000001.jpg", (100, 50))
-    jpg(root / "JPEGImages" / "000002.jpg", (100, 50), seed=1)
-    (root / "Annotations" / "000001.xml").write_text(
-        "<annotation><filename>000001.jpg</filename><size><width>100</width><height>50</height></size>"
-        "<object><name>dog</name><difficult>0</difficult><bndbox><xmin>1</xmin><ymin>1</ymin>"
-        "<xmax>50</xmax><ymax>25</ymax></bndbox></object>"
-        "<object><name>cat</name><difficult>1</difficult><bndbox><xmin>51</xmin><ymin>26</ymin>"
-        "<xmax>100</xmax><ymax>50</ymax></bndbox></object></annotation>")
-    (root / "Annotations" / "000002.xml").write_text("<annotation><object>")  # malformed
-    (root / "ImageSets" / "Main" / "val.txt").write_text("000001\n")
-    imported = dataset.import_voc(root)
-    assert imported.items[0].key == "val"
-    assert any("unreadable XML" in why for _, why in imported.problems)
+    for sub in ("Annotations", "JPEGImages", "ImageSets/Main"):
+        (root / sub).mkdir(parents=True)
+    for seed, (stem, objects) in enumerate({"000001": [DOG, CAT], "000002": [DOG, CAT], "000003": [CAT],
+                                            "000004": [DOG, ("dog", None, 60, 5, 90, 45)]}.items()):
+        jpg(root / "JPEGImages" / f"{stem}.jpg", (100, 50), seed=seed)
+        (root / "Annotations" / f"{stem}.xml").write_text(voc_xml(stem, objects))
+    (root / "Annotations" / "000005.xml").write_text("<annotation>\n<object>\n<name>dog</nam>\n")  # malformed
+    for name, stems in (("train", "000001 000004"), ("val", "000002"), ("test", "000003")):
+        (root / "ImageSets" / "Main" / f"{name}.txt").write_text(stems.replace(" ", "\n") + "\n")
+    return root
+
+
+def test_voc_difficult_boxes_go_where_alexeyab_reads_them(voc, tmp_path):
+    imported = dataset.import_voc(voc)
+    assert [i.key for i in imported.items] == ["train", "val", "test", "train"]
+    bad = [where for where, why in imported.problems if "unreadable XML" in why]
+    assert bad == [f"{voc / 'Annotations' / '000005.xml'}:3"]  # the line of the mismatched tag
     out = tmp_path / "out"
-    dataset.build(imported, out, valid_keys=["val"], progress=False)
-    assert (out / "img" / "000001.txt").read_text().splitlines() == [
-        "1 0.250000 0.250000 0.500000 0.500000", "0 0.750000 0.750000 0.500000 0.500000"]
-    assert json.loads((out / "difficult.json").read_text()) == {"000001": [1]}
-    assert (out / "valid.txt").read_text().strip().endswith("000001.jpg")
+    report = dataset.build(imported, out, valid_keys=["val"], test_keys=["test"], name="voc", progress=False)
+    img, hard = out / "img", out / "difficult"
+    # every label file darknet trains or scores on holds the ordinary boxes only (darknet's voc_label.py)
+    assert (img / "000001.txt").read_text().splitlines() == [DOG_ROW]
+    assert (img / "000002.txt").read_text().splitlines() == [DOG_ROW]
+    assert (img / "000003.txt").read_text() == ""
+    assert len((img / "000004.txt").read_text().splitlines()) == 2  # no <difficult> element: an ordinary box
+    # validation and test: the difficult boxes where AlexeyAB's detector map reads them
+    for split, stem in (("valid", "000002"), ("test", "000003")):
+        listed = (out / f"{split}-difficult.txt").read_text().splitlines()
+        assert listed == [str(hard / f"{stem}.jpg")]
+        assert len(listed) == len((out / f"{split}.txt").read_text().splitlines())
+        assert dataset.darknet_label_path(listed[0], "alexeyab") == hard / f"{stem}.txt"
+        assert (hard / f"{stem}.txt").read_text().splitlines() == [CAT_ROW]
+    assert not (hard / "000001.txt").exists()  # training images get none
+    data = dataset.read_data_file(out / "voc.data")
+    assert data["difficult"] == str(out / "valid-difficult.txt") and data["valid"] == str(out / "valid.txt")
+    assert not (out / "difficult.json").exists()
+    assert (report.boxes, report.difficult_boxes, report.difficult_listed) == (4, 3, 2)
+    assert "difficult boxes: 3" in report.text() and report.histogram == {"cat": 0, "dog": 4}
+    dataset.check_labels(out / "voc.data", "alexeyab")
+
+    from model_tools import evaluate
+
+    images, truths = evaluate.ground_truth(data["valid"], ["cat", "dog"], data["difficult"])
+    assert [p.name for p in images] == ["000002.jpg"]
+    assert [(t[0], t[1], t[6]) for t in truths] == [("000002", 1, False), ("000002", 0, True)]
+    assert truths[1][2:6] == pytest.approx((50, 25, 100, 50))
+
+
+def test_voc_bad_difficult_flag_stops_the_import_at_its_line(voc, tmp_path, run_cli):
+    xml = voc / "Annotations" / "000004.xml"
+    xml.write_text(voc_xml("000004", [DOG, ("dog", "yes", 60, 5, 90, 45)]))
+    with pytest.raises(InputError, match="not 0 or 1") as caught:
+        dataset.import_voc(voc)
+    assert caught.value.where == f"{xml}:11"  # the <difficult>yes</difficult> line
+    out = tmp_path / "out"
+    result = run_cli("model_tools", "import", "voc", voc, out)
+    assert result.returncode == 2 and f"{xml}:11" in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists()  # nothing written
+
+
+def test_imports_without_difficult_boxes_write_no_difficult_list(flickr, tmp_path):
+    annotations, images = flickr
+    out = tmp_path / "out"
+    dataset.build(dataset.import_flickr27(annotations, images), out, test_keys=["6"], name="logos", progress=False)
+    assert "difficult" not in dataset.read_data_file(out / "logos.data")
+    assert not list(out.glob("*difficult*"))
+
+
+def test_difficult_list_must_pair_with_the_validation_list(voc, tmp_path):
+    out = tmp_path / "out"
+    dataset.build(dataset.import_voc(voc), out, valid_keys=["val"], test_keys=["test"], name="voc", progress=False)
+    (out / "valid-difficult.txt").write_text("")  # darknet would read past the end of this list
+    with pytest.raises(InputError, match="0 lines for 1 validation images") as caught:
+        dataset.check_labels(out / "voc.data", "alexeyab")
+    assert caught.value.where == f"{out / 'voc.data'}: difficult="
+    dataset.check_labels(out / "voc.data", "pjreddie")  # pjreddie has no difficult= key
+
+    from model_tools import evaluate
+
+    with pytest.raises(InputError, match="0 lines for 1 validation images"):
+        evaluate.ground_truth(out / "valid.txt", ["cat", "dog"], out / "valid-difficult.txt")
+
+
+def test_a_dataset_from_before_the_difficult_lists_is_refused_until_reimported(voc, tmp_path):
+    from model_tools import evaluate
+
+    out = tmp_path / "out"
+    dataset.build(dataset.import_voc(voc), out, valid_keys=["val"], test_keys=["test"], name="voc", progress=False)
+    (out / "difficult.json").write_text('{"000002": [1]}\n')  # what earlier imports wrote
+    with pytest.raises(InputError, match="import the VOC dataset again"):
+        evaluate.ground_truth(out / "valid.txt", ["cat", "dog"])
+    dataset.build(dataset.import_voc(voc), out, valid_keys=["val"], test_keys=["test"], name="voc", progress=False)
+    assert not (out / "difficult.json").exists()
+    assert len(evaluate.ground_truth(out / "valid.txt", ["cat", "dog"])[1]) == 1
 
 
 def test_open_img_csv_by_class_name(tmp_path):

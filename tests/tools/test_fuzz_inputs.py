@@ -244,10 +244,12 @@ def sources(tmp_path_factory):
         "dog.jpg Dog 1 5 5 40 30\neagle.jpg Bird 2 10 4 60 40\nhorses.jpg Horse 6 1 1 30 30\n"
         "horses.jpg Dog 6 20 10 50 40\n")
     for stem, label in LABELS.items():
+        difficult = ("<object><name>Dog</name><difficult>1</difficult><bndbox><xmin>30</xmin><ymin>20</ymin>"
+                     "<xmax>60</xmax><ymax>44</ymax></bndbox></object>") if stem != "horses" else ""
         (ds / "voc/Annotations" / f"{stem}.xml").write_text(
             f"<annotation><filename>{stem}.jpg</filename><size><width>64</width><height>48</height>"
             f"</size><object><name>{label}</name><difficult>0</difficult><bndbox><xmin>5</xmin>"
-            f"<ymin>6</ymin><xmax>40</xmax><ymax>30</ymax></bndbox></object></annotation>\n")
+            f"<ymin>6</ymin><xmax>40</xmax><ymax>30</ymax></bndbox></object>{difficult}</annotation>\n")
     (ds / "voc/ImageSets/Main/train.txt").write_text("dog\neagle\n")
     (ds / "voc/ImageSets/Main/val.txt").write_text("horses\n")
     (ds / "oi/boxes.csv").write_text(
@@ -290,6 +292,9 @@ def check_built(out: Path, report, secret: bytes) -> None:
             k, *values = row.split()
             assert 0 <= int(k) < len(names)
             assert all(0.0 <= float(v) <= 1.0 for v in values), row
+    data = dataset.read_data_file(next(out.glob("*.data")))
+    if "difficult" in data:  # AlexeyAB reads it line for line with valid=, unchecked
+        dataset.read_difficult_list(data["difficult"], len(dataset.list_paths(data["valid"])), "difficult=")
 
 
 @pytest.mark.parametrize("fmt", sorted(FORMATS))

@@ -125,3 +125,68 @@ def test_evaluate_cli_both_modes_one_pass_cached(valid_set, run_cli, tmp_path):
     third = run_cli("model_tools", *args, "--no-plots", "--interpolation", "opencv-linear", "--mode", "device")
     assert third.returncode == 0, third.stderr[-2000:]
     assert len(list((ev / "models").rglob("detections-device.json"))) == 2
+
+
+def synth_voc(root: Path, count: int) -> Path:
+    """The synthetic glyphs as a Pascal VOC folder, every 3rd object marked difficult, every
+    image in the val set."""
+    annotations = synth.generate(root / "synth", count, seed=4242, progress=False)
+    voc = root / "VOC"
+    for sub in ("Annotations", "JPEGImages", "ImageSets/Main"):
+        (voc / sub).mkdir(parents=True)
+    objects: dict = {}
+    for line in annotations.read_text().splitlines():
+        name, label, _subset, *box = line.split()
+        objects.setdefault(name, []).append((label, *map(int, box)))
+    counter = 0
+    for name, boxes in objects.items():
+        stem = Path(name).stem
+        (voc / "JPEGImages" / name).write_bytes((root / "synth" / "images" / name).read_bytes())
+        parts = [f"<annotation><filename>{name}</filename>"]
+        for label, x1, y1, x2, y2 in boxes:
+            parts.append(f"<object><name>{label}</name><difficult>{int(counter % 3 == 0)}</difficult>"
+                         f"<bndbox><xmin>{x1 + 1}</xmin><ymin>{y1 + 1}</ymin><xmax>{x2}</xmax><ymax>{y2}</ymax>"
+                         "</bndbox></object>")
+            counter += 1
+        (voc / "Annotations" / f"{stem}.xml").write_text("\n".join(parts) + "</annotation>\n")
+    (voc / "ImageSets" / "Main" / "val.txt").write_text("".join(f"{Path(n).stem}\n" for n in objects))
+    return voc
+
+
+def test_evaluate_reads_the_difficult_list_import_writes(tmp_path, run_cli):
+    """import voc → the .data's difficult= → evaluate (both modes): the difficult objects leave
+    the truths (unique_truth_count = the ordinary objects of the XML files), detections on them
+    leave darknet's detections_count and the AP curves, so mAP rises against the same labels
+    scored without the list."""
+    voc = synth_voc(tmp_path, 40)
+    ds = tmp_path / "ds"
+    run_cli("model_tools", "import", "voc", voc, ds, "--names", DEMO / "demo.names", "--name", "demo",
+            "--valid-key", "val", check=True)
+    xml = "".join(p.read_text() for p in (voc / "Annotations").glob("*.xml"))
+    ordinary, hard = xml.count("<difficult>0</difficult>"), xml.count("<difficult>1</difficult>")
+    assert hard > 5 and dataset.read_data_file(ds / "demo.data")["difficult"] == str(ds / "valid-difficult.txt")
+    figures = {}
+    for run, extra in (("list", ()), ("none", ("--difficult", ""))):
+        out = tmp_path / f"ev-{run}"
+        result = run_cli("model_tools", "evaluate", ds / "demo.data", DEMO / "demo.cfg", "--weights",
+                         DEMO / "demo.weights", "--mode", "both", "--out", out, "--no-plots", *extra)
+        assert result.returncode == 0, result.stderr[-2000:]
+        table = next((out / "models").glob("*/map.txt")).read_text()
+        device, reference = table.split("--- reference ---")
+        figures[run] = {name: (int(_field(part, "detections_count")), int(_field(part, "unique_truth_count")),
+                               float(_field(part, "(mAP@0.50)")))
+                        for name, part in (("device", device), ("reference", reference))}
+        row = evaluate.read_rows(out / "evaluation.csv")[0]
+        assert row["difficult"] == (str(ds / "valid-difficult.txt") if run == "list" else "")
+    print(figures)
+    for mode in ("device", "reference"):
+        with_list, without = figures["list"][mode], figures["none"][mode]
+        assert with_list[1] == without[1] == ordinary  # the label files hold the ordinary objects only
+        assert with_list[2] > without[2]  # detections of difficult objects were FPs without the list
+    # darknet drops a detection matched to a difficult box from its count
+    assert figures["list"]["reference"][0] < figures["none"]["reference"][0]
+
+
+def _field(table: str, key: str) -> str:
+    """The number after `key =` in a map.txt table."""
+    return table.split(key, 1)[1].split("=", 1)[1].split()[0].rstrip(",")
