@@ -186,8 +186,10 @@ class Publisher:
             self._outage.append((self.topic(leaf), text, qos, retain))
             return True
 
-    def _hand_over(self, topic: str, text: str, qos: int, retain: bool) -> bool:
-        info = self.client.publish(topic, text, qos=qos, retain=retain)
+    def _hand_over(self, topic: str, payload: Union[bytes, str], qos: int, retain: bool) -> bool:
+        """The one place a message goes to paho: counted as published, or as overflow when
+        paho's queue is full."""
+        info = self.client.publish(topic, payload, qos=qos, retain=retain)
         if info.rc == self._mqtt.MQTT_ERR_QUEUE_SIZE:
             self.overflow += 1
             return False
@@ -196,17 +198,12 @@ class Publisher:
         return True
 
     def publish_raw(self, topic: str, payload: Union[bytes, str], qos: int = 1, retain: bool = False) -> bool:
-        """Bytes or text to any topic (snapshots, Home Assistant discovery)."""
+        """Bytes or text to any topic (snapshots, Home Assistant discovery): handed to paho at
+        once, not through the outage queue; offline, a QoS 0 message is dropped and counted."""
         if qos == 0 and not self.connected:
             self.dropped_offline += 1
             return False
-        info = self.client.publish(topic, payload, qos=qos, retain=retain)
-        if info.rc == self._mqtt.MQTT_ERR_QUEUE_SIZE:
-            self.overflow += 1
-            return False
-        with self._lock:
-            self.published += 1
-        return True
+        return self._hand_over(topic, payload, qos, retain)
 
     def send(self, leaf: str, payload: Union[Dict[str, Any], bytes], qos: int, retain: bool) -> bool:
         """A JSON payload or bytes under this device's base topic."""
