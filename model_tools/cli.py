@@ -246,7 +246,7 @@ def cmd_evaluate(args) -> int:
                                          points=args.points, mode=args.mode, difficult_list=difficult or None,
                                          decoder=args.decoder, plot=False, keep=computed)
     for row in rows:
-        print(f"== {row['checkpoint']}")
+        print(f"== {row['checkpoint']}" + (f" (reference: images read with {args.decoder})" if row["decoder"] else ""))
         print(evaluate.side_by_side(computed[str(row['checkpoint'])]), end="")
     best = selection.select(rows)
     print(selection.selection_report(rows, best), end="")
@@ -464,9 +464,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="device: the number the Pi reaches (FP16 IR, u8 input, edge decode); reference: "
                         "darknet's own arithmetic and definitions, as `detector map`; both: side by side")
     p.add_argument("--decoder", choices=("stb", "opencv"), default="stb",  # evaluate.DECODERS
-                   help="reference mode: how the darknet you compare with reads images: stb = built without "
-                        "OpenCV (AlexeyAB/hank-ai default, our AWS bootstrap); opencv = built with OPENCV=1 "
-                        "(Debian's darknet)")
+                   help="reference mode: read images as the darknet compared with does. stb: built without "
+                        "OpenCV (AlexeyAB's default, the AWS bootstrap); opencv: built with it (Debian's "
+                        "darknet, hank-ai, AlexeyAB OPENCV=1). JPEG pixels differ between the two")
     p.add_argument("--difficult", help="list pairing line by line with the validation list, whose images' labels "
                                        "are its difficult truths (default: difficult= of the .data, as AlexeyAB "
                                        "reads it, when --valid is the .data's valid=)")

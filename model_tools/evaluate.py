@@ -105,24 +105,32 @@ def darknet_order(candidates, kept: np.ndarray, classes: int) -> np.ndarray:
     return kept[np.lexsort((candidates.class_id[kept], rank[cell_of[kept]]))]
 
 
-# How the darknet build being reproduced reads an image file. Built without OpenCV (AlexeyAB's and
-# hank-ai's default Makefile, our AWS bootstrap), darknet loads every image with stb_image, forced to
-# 3 channels, EXIF orientation ignored; built with OPENCV=1 (Debian's darknet) it uses OpenCV's
-# imread. The JPEG decoders differ by a few levels per pixel (up to 16 on 4:2:2 chroma), enough to
-# move one class's AP by points.
+# How the darknet being reproduced reads an image file (load_image in its image.c), each then
+# divided by 255:
+# - "stb": built without OpenCV (AlexeyAB's Makefile default, our AWS bootstrap): stb_image's
+#   stbi_load(path, 3) — grey replicated, alpha dropped, 16-bit PNG cut to 8 bits, EXIF
+#   orientation ignored. libstb 0.8 carries the same stb_image (v2.30) as AlexeyAB's 3rdparty/stb.
+# - "opencv": built with OpenCV (Debian's darknet, hank-ai, AlexeyAB with OPENCV=1):
+#   cv::imread(path, IMREAD_COLOR) — libjpeg-turbo, EXIF orientation applied.
+# PNG pixels are the same either way; JPEG pixels differ by a few levels (tens at saturated
+# colour edges of 4:2:2 files), enough to move a class's AP against `detector map` by 1.5-1.7 points.
 DECODERS = ("stb", "opencv")
 
 
 def read_as_darknet(path: Path, decoder: str = "stb") -> np.ndarray:
-    """An image file as the darknet build with that decoder sees it, as a BGR u8 (h, w, 3) array."""
+    """An image file as the darknet build with that decoder holds it, as a BGR u8 (h, w, 3) array
+    (BGR: the channel order of every frame in this code; the model swaps to RGB itself)."""
     if decoder == "stb":
-        import libstb
-
         try:
-            rgb = libstb.imread(str(path), channels=3)
-        except (OSError, ValueError, RuntimeError, libstb.DecodeError) as exc:
-            raise InputError(f"not a readable image: {exc}", str(path), "remove it from the list or re-import") \
-                from None
+            import libstb
+        except ImportError:
+            raise InputError("reading images as darknet without OpenCV needs libstb, which is not installed",
+                             "--decoder stb", "pip install 'edge-vision[train]' (or libstb)") from None
+        try:
+            rgb = libstb.imread(str(path), channels=3, orient=False)
+        except (OSError, libstb.Error) as exc:
+            raise InputError(f"not a readable image ({exc})", str(path),
+                             "remove it from the list or re-import") from None
         return np.ascontiguousarray(rgb[:, :, ::-1])
     if decoder == "opencv":
         import cv2
@@ -137,10 +145,10 @@ def read_as_darknet(path: Path, decoder: str = "stb") -> np.ndarray:
 def detect_reference(net, weights, images: Sequence[Path], resize_mode: str, threshold: float = 0.005,
                      nms_threshold: float = 0.45, progress: bool = True, desc: str = "reference",
                      decoder: str = "stb") -> Tuple[List[Detection], float]:
-    """darknet's own numbers for a network: the image decoded as that darknet build decodes it
-    (`decoder`), float input (no u8 rounding) resized with darknet's arithmetic, FP32 weights,
-    darknet's decode and NMS, unclipped boxes, each image's detections in darknet's box order.
-    What `detector map` computes, through OpenVINO on the CPU."""
+    """darknet's own numbers for a network: each image read as that darknet build reads it
+    (`decoder`, see DECODERS), float input (no u8 rounding) resized with darknet's arithmetic,
+    FP32 weights, darknet's decode and NMS, unclipped boxes, each image's detections in
+    darknet's box order. What `detector map` computes, through OpenVINO on the CPU."""
     import openvino as ov
     from tqdm import tqdm
 
@@ -248,8 +256,8 @@ def evaluate_checkpoints(cfg_path: Union[str, Path], names: Sequence[str], valid
 
     mode "device": export (FP16 by default, as the NCS2 runs it) and detect through edge_app,
     with the metadata's preprocessing — the number the device will reach. "reference": darknet's
-    own arithmetic and definitions (detector map's number), images read with `decoder` (see
-    DECODERS). "both": the two side by side; the
+    own arithmetic and definitions (detector map's number), images read as the darknet build
+    compared with reads them (`decoder`, see DECODERS). "both": the two side by side; the
     device's stays the row's main figure. Difficult truths (`difficult_list`, the .data's
     difficult=) count in both modes, each by its own definitions (model_tools.metrics: the VOC
     devkit's for device, detector map's for reference). keep, if given, receives each checkpoint's Metrics
@@ -274,7 +282,7 @@ def evaluate_checkpoints(cfg_path: Union[str, Path], names: Sequence[str], valid
         row: Dict[str, object] = {"checkpoint": checkpoint.name, "iteration": checkpoint_iteration(checkpoint),
                                   "images_seen": loaded.header.seen, "weights": str(checkpoint),
                                   "model_dir": str(model_dir), "mode": mode,
-                                  "decoder": decoder if mode != "device" else "", "valid": str(valid_list),
+                                  "decoder": "" if mode == "device" else decoder, "valid": str(valid_list),
                                   "difficult": str(difficult_list or ""), "names": json.dumps(list(names))}
         computed: Dict[str, Metrics] = {}
         if mode in ("device", "both"):
@@ -289,6 +297,8 @@ def evaluate_checkpoints(cfg_path: Union[str, Path], names: Sequence[str], valid
                 row["images_per_s"] = len(images) / max(seconds, 1e-9)
         if mode in ("reference", "both"):
             model_dir.mkdir(parents=True, exist_ok=True)
+            # one file per decoder: detections made with the other one (or, in files named
+            # detections-reference.json, with OpenCV before stb was the default) are not reused
             found, seconds = _cached_detections(
                 model_dir / f"detections-reference-{decoder}.json",
                 lambda: detect_reference(net, loaded, images, chosen_resize, progress=progress,
