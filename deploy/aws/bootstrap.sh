@@ -28,13 +28,14 @@ if [ ! -d "$DARKNET_DIR/.git" ]; then
 fi
 cd "$DARKNET_DIR"
 if [ -f Makefile ] && grep -q '^GPU=' Makefile; then
-  # AlexeyAB: switch the Makefile's flags on
+  # AlexeyAB: switch the Makefile's flags on. OPENCV=0: darknet then reads images with stb_image,
+  # as `model-tools evaluate --mode reference` does by default (--decoder stb)
   sed -i -e 's/^GPU=.*/GPU=1/' -e 's/^CUDNN=.*/CUDNN=1/' -e 's/^CUDNN_HALF=.*/CUDNN_HALF=1/' \
          -e 's/^OPENCV=.*/OPENCV=0/' -e 's/^AVX=.*/AVX=1/' -e 's/^OPENMP=.*/OPENMP=1/' Makefile
   make -j"$(nproc)"
   install -m 0755 darknet /usr/local/bin/darknet
 else
-  # hank-ai and other CMake-based forks
+  # hank-ai and other CMake-based forks (hank-ai reads images with OpenCV: evaluate --decoder opencv)
   cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
   cmake --build build -j"$(nproc)"
   install -m 0755 "$(find build -maxdepth 2 -type f -name darknet -perm -u+x | head -n1)" /usr/local/bin/darknet
