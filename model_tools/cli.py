@@ -194,13 +194,15 @@ def cmd_train(args) -> int:
 
 
 def cmd_parse_log(args) -> int:
-    from model_tools import darknet_log, plots
+    from model_tools import darknet_log, native, plots
 
     parsed = darknet_log.read_log(args.log)
-    n = darknet_log.write_csv(parsed.rows, args.csv)
+    n = darknet_log.write_csv(parsed, args.csv)
     if args.plots:
         plots.training(parsed.rows, args.plots)
     notes = []
+    if native.library() is None:
+        notes.append(f"read with regexes line by line: the compiled log scanner is {native.status()}")
     if parsed.long_lines:
         notes.append(f"{parsed.long_lines} line(s) longer than {darknet_log.LINE_CAP} bytes were read up to "
                      "that length (no darknet line is that long)")

@@ -74,12 +74,13 @@ if [ "${SKIP_PY39:-0}" != 1 ]; then
   make_py39_venv .venv39-ov2022.1 2022.1.0 "numpy==1.19.5" "opencv-python-headless>=4.5,<4.9"
 fi
 
-# The compiled resize (edge_app/native) in place, for runs from the checkout (PYTHONPATH=repo);
-# cheap when up to date. The tests require it (EDGE_REQUIRE_NATIVE=1 in scripts/test.sh).
+# The compiled parts (edge_app/native resize, model_tools/native log scanner) in place, for runs
+# from the checkout (PYTHONPATH=repo); cheap when up to date. The tests require them
+# (EDGE_REQUIRE_NATIVE=1, MODEL_TOOLS_REQUIRE_NATIVE=1 in scripts/test.sh).
 if ! .venv/bin/python setup.py -q build_ext --inplace >"$REPO/.cache-native-build.log" 2>&1 \
-   || ! ls edge_app/native/_dkresize*.so >/dev/null 2>&1; then
+   || ! ls edge_app/native/_dkresize*.so model_tools/native/_logscan*.so >/dev/null 2>&1; then
   cat "$REPO/.cache-native-build.log" >&2
-  echo "error: edge_app/native could not be built (see above)" >&2; exit 1
+  echo "error: edge_app/native or model_tools/native could not be built (see above)" >&2; exit 1
 fi
 rm -f "$REPO/.cache-native-build.log"
 

@@ -12,6 +12,7 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 export PYTHONDONTWRITEBYTECODE=1
 export EDGE_REQUIRE_NATIVE=1  # the compiled resize must be there (tests/edge/test_preprocess.py)
+export MODEL_TOOLS_REQUIRE_NATIVE=1  # and the compiled log scanner (tests/tools/test_log_differential.py)
 
 stage_start=$SECONDS
 timings=()

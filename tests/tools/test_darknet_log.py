@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from model_tools import darknet_log
+from model_tools import darknet_log, log_grammar
 from tests.conftest import REPO
 from tests.tools import log_formats
 
@@ -117,14 +117,16 @@ def test_csv_round_trip(tmp_path):
 
 # --- hostile input -------------------------------------------------------------------------------
 
-def test_every_pattern_starts_with_a_literal_and_has_a_bounded_width():
-    """The structural guarantee of linear time: a match attempt starts only where the pattern's
-    literal first character occurs and reads at most MAX_MATCH_CHARS characters, whatever the line."""
-    for pattern in darknet_log.PATTERNS:
-        parsed = sre_parse.parse(pattern.pattern.decode("latin-1"))
-        assert parsed.getwidth()[1] <= darknet_log.MAX_MATCH_CHARS, pattern.pattern[:40]
-        first_op = parsed[0][0]
-        assert str(first_op) == "LITERAL", (pattern.pattern[:40], first_op)
+def test_every_template_has_a_bounded_width_and_a_literal_where_it_is_searched():
+    """The structural guarantee of linear time: a template is tried once at a line start, or
+    (matched anywhere) once where its first literal occurs, and one attempt reads at most
+    MAX_MATCH_CHARS bytes, whatever the line."""
+    for template in darknet_log.TEMPLATES:
+        parsed = sre_parse.parse(template.regex.pattern.decode("latin-1"))
+        assert parsed.getwidth()[1] <= darknet_log.MAX_MATCH_CHARS, template
+        assert log_grammar.max_width(template.parts) <= darknet_log.MAX_MATCH_CHARS, template
+        if template.anywhere:
+            assert str(parsed[0][0]) == "LITERAL", template
 
 
 @pytest.mark.parametrize("line", [

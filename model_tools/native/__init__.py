@@ -1,0 +1,63 @@
+"""The compiled log scanner (logscan.c), loaded with ctypes: no Python C API, so one build serves
+every Python version and building needs a C compiler but no python3-dev.
+
+Built at install time when a C compiler is there (setup.py, from build_spec.py); optional:
+without it model_tools.darknet_log runs the same templates as regexes, line by line.
+MODEL_TOOLS_NATIVE=0 turns it off (for comparisons and the fallback's tests).
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+from pathlib import Path
+from typing import Optional, Tuple
+
+HERE = Path(__file__).resolve().parent
+ABI_VERSION = 1
+_state: Optional[Tuple[Optional[ctypes.CDLL], str]] = None
+
+
+def _find() -> Optional[Path]:
+    # named like an extension module (_logscan.cpython-311-x86_64-linux-gnu.so) by setuptools; it
+    # holds no Python code, so any of them fits any interpreter on the machine that built it
+    found = sorted(HERE.glob("_logscan*.so")) + sorted(HERE.glob("_logscan*.pyd"))
+    return found[0] if found else None
+
+
+def _load() -> Tuple[Optional[ctypes.CDLL], str]:
+    if os.environ.get("MODEL_TOOLS_NATIVE", "1") == "0":
+        return None, "turned off by MODEL_TOOLS_NATIVE=0"
+    path = _find()
+    if path is None:
+        return None, ("not built (no C compiler when model_tools was installed); install gcc and "
+                      "reinstall, or run `python setup.py build_ext --inplace` in the checkout")
+    try:
+        lib = ctypes.CDLL(str(path))
+        if lib.ls_abi_version() != ABI_VERSION:
+            return None, f"{path.name} is from another version of model_tools; rebuild it"
+    except (OSError, AttributeError) as exc:  # e.g. built for another machine
+        return None, f"{path.name} cannot be loaded ({exc}); rebuild it on this machine"
+    p = ctypes.c_void_p
+    lib.ls_scan.argtypes = [p, ctypes.c_long, ctypes.c_char_p, p, p, p, ctypes.c_long, p]
+    lib.ls_scan.restype = ctypes.c_long
+    return lib, f"loaded {path.name}"
+
+
+def library() -> Optional[ctypes.CDLL]:
+    """The loaded library, or None (see status())."""
+    global _state
+    if _state is None:
+        _state = _load()
+    return _state[0]
+
+
+def status() -> str:
+    library()
+    assert _state is not None
+    return _state[1]
+
+
+def reset() -> None:
+    """Forget the loaded state (tests switch MODEL_TOOLS_NATIVE)."""
+    global _state
+    _state = None
