@@ -41,8 +41,8 @@ import numpy as np
 
 from edge_app.errors import InputError
 from model_tools import native
-from model_tools.log_grammar import END, SLOTS, Alt, Fields, Flag, Int, Lit, Num, Opt, Run, Template, first, \
-    max_width, program, slot_values
+from model_tools.log_grammar import CLOSE, END, RECORD, SLOTS, STATS, WEIGHTED, Alt, Fields, Flag, Int, Lit, Num, \
+    Opt, Run, Template, first, max_width, program, slot_values
 
 LINE_CAP = 64 * 1024
 BLOCK_BYTES = 4 * 1024 * 1024
@@ -89,16 +89,19 @@ REGIONS = [
             [Lit(b")")]),
         *_SEP], anywhere=True),
 ]
-# Tried in this order on each line; of templates in one group, the first that matches counts.
-TEMPLATES = [SUMMARY, HANK_SUMMARY, MAP, *REGIONS]
-_GROUPS = [0, 0, 1, 2, 3, 4, 5]
-KIND_SUMMARY, KIND_MAP, KIND_REGION = 0, 1, 2
-_KINDS = np.array([KIND_SUMMARY, KIND_SUMMARY, KIND_MAP] + [KIND_REGION] * len(REGIONS))
-PROGRAM = program(TEMPLATES, _GROUPS)
+# AlexeyAB prints this when an image has no label file (and trains it as having no objects)
+MISSING_LABEL = Template("missing label file", [Lit(b"Can't open label file")], anywhere=True)
+# Tried in this order on each line; of templates in one group, the first that matches counts (the
+# three region lines that start with "Region " share a group: no line can be two of them). A
+# summary closes its iteration (CLOSE: it takes the region sums since the previous one); region
+# lines are added up, weighted by their count (WEIGHTED); the others are returned as they are.
+TEMPLATES = [SUMMARY, HANK_SUMMARY, MAP, *REGIONS, MISSING_LABEL]
+_GROUPS = [0, 0, 1, 2, 2, 2, 3, 4]
+_KINDS = [CLOSE, CLOSE, RECORD] + [WEIGHTED] * len(REGIONS) + [RECORD]
+PROGRAM = program(TEMPLATES, _GROUPS, _KINDS)
 PATTERNS = [t.regex for t in TEMPLATES]  # for the tests' linearity checks
 assert all(max_width(t.parts) <= MAX_MATCH_CHARS for t in TEMPLATES)
 
-MISSING_LABEL = b"Can't open label file"
 _BINARY_MAGIC = {b"\xff\xd8\xff": "a JPEG image", b"\x89PNG": "a PNG image", b"\x7fELF": "a program",
                  b"PK\x03\x04": "a zip archive", b"\x1f\x8b": "a gzip file"}
 
@@ -127,46 +130,71 @@ _row_values = attrgetter(*FIELDS)
 _INT_FIELDS = ("iteration", "images", "region_count")
 _INT_COLUMNS = [FIELDS.index(name) for name in _INT_FIELDS]
 _MAP_COLUMN = FIELDS.index("map")
-_STATS = 5  # iou, class, obj, no_obj, recall
-_CARRY = 2 * _STATS + 1  # region sums, weights and count since the last summary
 
 
-# --- records: what the templates found in a block ---------------------------------------------
+# --- what the templates find in a block ---------------------------------------------------------
 
-Records = Tuple[np.ndarray, np.ndarray, np.ndarray]  # positions, template indices, slots (n x SLOTS)
+_SUMS = 2 * STATS + 1  # region sums of value * count and of counts, per statistic, and of all counts
 
 
-def scan(block: bytes, use_native: Optional[bool] = None) -> Records:
-    """The matches of TEMPLATES in a block of whole lines ('\\n' ends a line), in line order."""
+@dataclass
+class Found:
+    """The CLOSE and RECORD matches of a block in line order: positions, template indices,
+    slots (n x SLOTS), and for CLOSE matches the region sums of their iteration (n x _SUMS); and
+    the sums after the last CLOSE match, which carry on into the next block."""
+    pos: np.ndarray
+    tmpl: np.ndarray
+    slots: np.ndarray
+    sums: np.ndarray
+    carry: np.ndarray
+    long_lines: int = 0  # lines longer than LINE_CAP
+
+
+Buffer = Union[bytes, bytearray, memoryview]
+
+
+def scan(block: Buffer, carry: Optional[np.ndarray] = None, use_native: Optional[bool] = None) -> Found:
+    """What TEMPLATES find in a block of whole lines ('\\n' and '\\r' end a line; a line is read
+    up to its first LINE_CAP bytes)."""
+    carry = np.zeros(_SUMS) if carry is None else np.array(carry, dtype=float)
     lib = native.library() if use_native is not False else None
     if use_native and lib is None:
         raise RuntimeError(f"the compiled log scanner is not available: {native.status()}")
-    return _scan_native(lib, block) if lib is not None else _scan_regex(block)
+    return _scan_native(lib, block, carry) if lib is not None else _scan_regex(block, carry)
 
 
-def _scan_native(lib, block: bytes) -> Records:
-    base = ctypes.cast(ctypes.c_char_p(block), ctypes.c_void_p).value or 0
-    cap = len(block) // 24 + 64
-    done = ctypes.c_long()
-    found: List[Records] = []
+def _scan_native(lib, block: Buffer, carry: np.ndarray) -> Found:
+    if isinstance(block, bytes):
+        base = ctypes.cast(ctypes.c_char_p(block), ctypes.c_void_p).value or 0
+    else:  # a view of blocks()' buffer: no copy
+        base = ctypes.addressof(ctypes.c_char.from_buffer(block)) if len(block) else 0
+    cap = len(block) // 256 + 64
+    done, long_lines = ctypes.c_long(), ctypes.c_long()
+    parts = []
     start = 0
     while start < len(block):
         pos = np.empty(cap, np.int64)
         tmpl = np.empty(cap, np.int32)
         slots = np.empty((cap, SLOTS))
-        n = lib.ls_scan(base + start, len(block) - start, PROGRAM, pos.ctypes.data, tmpl.ctypes.data,
-                        slots.ctypes.data, cap, ctypes.byref(done))
+        sums = np.zeros((cap, _SUMS))
+        n = lib.ls_scan(base + start, len(block) - start, PROGRAM, LINE_CAP, carry.ctypes.data, pos.ctypes.data,
+                        tmpl.ctypes.data, slots.ctypes.data, sums.ctypes.data, cap, ctypes.byref(done),
+                        ctypes.byref(long_lines))
         if n < 0:
             raise RuntimeError("the compiled log scanner refused its program")
-        found.append((pos[:n] + start, tmpl[:n], slots[:n]))
-        if done.value == 0 and n == 0:  # one line holds more matches than fit: room for more
+        parts.append((pos[:n] + start, tmpl[:n], slots[:n], sums[:n]))
+        if done.value == 0 and n == 0:  # one line holds more records than fit: room for more
             cap *= 4
         start += done.value
-    if len(found) == 1:
-        return found[0]
-    return (np.concatenate([f[0] for f in found] + [np.empty(0, np.int64)]),
-            np.concatenate([f[1] for f in found] + [np.empty(0, np.int32)]),
-            np.concatenate([f[2] for f in found] + [np.empty((0, SLOTS))]))
+    if not parts:
+        return _empty(carry)
+    if len(parts) == 1:
+        return Found(*parts[0], carry, long_lines.value)
+    return Found(*(np.concatenate([p[k] for p in parts]) for k in range(4)), carry, long_lines.value)
+
+
+def _empty(carry: np.ndarray) -> Found:
+    return Found(np.empty(0, np.int64), np.empty(0, np.int32), np.empty((0, SLOTS)), np.empty((0, _SUMS)), carry)
 
 
 def _first_bytes(t: Template) -> Optional[frozenset]:
@@ -177,77 +205,79 @@ def _first_bytes(t: Template) -> Optional[frozenset]:
 _FIRST = [_first_bytes(t) for t in TEMPLATES]  # bytes a line must begin with for t to match there
 
 
-def _scan_regex(block: bytes) -> Records:
-    """The same records as the compiled scanner, from the templates' regexes, line by line."""
+def _scan_regex(block: Buffer, carry: np.ndarray) -> Found:
+    """What the compiled scanner finds, from the templates' regexes, line by line."""
+    block = bytes(block).replace(b"\r", b"\n")
+    long_lines = 0
     pos: List[int] = []
     tmpl: List[int] = []
     slots: List[list] = []
+    closed: List[list] = []
+    sums = carry.tolist()
     start = 0
-    for line in block.split(b"\n"):
+    for whole in block.split(b"\n"):
+        line = whole[:LINE_CAP]
+        long_lines += len(whole) > LINE_CAP
         done = set()
         for i, t in enumerate(TEMPLATES):
             if t.anywhere:
-                for m in t.regex.finditer(line):
-                    pos.append(start + m.start())
-                    tmpl.append(i)
-                    slots.append(slot_values(t, m))
+                matches = list(t.regex.finditer(line))
+            elif _GROUPS[i] in done or (_FIRST[i] is not None and (not line or line[0] not in _FIRST[i])):
                 continue
-            if _GROUPS[i] in done or (_FIRST[i] is not None and (not line or line[0] not in _FIRST[i])):
-                continue
-            m = t.regex.match(line)
-            if m:
-                pos.append(start)
-                tmpl.append(i)
-                slots.append(slot_values(t, m))
+            else:
+                matches = [m for m in [t.regex.match(line)] if m]
+            for m in matches:
+                values = slot_values(t, m)
                 done.add(_GROUPS[i])
-        start += len(line) + 1
-    return (np.array(pos, np.int64), np.array(tmpl, np.int32),
-            np.array(slots, dtype=float).reshape(len(slots), SLOTS))
+                if _KINDS[i] == WEIGHTED:
+                    weight = values[STATS]
+                    for k in range(STATS):
+                        if math.isfinite(values[k]) and weight > 0:
+                            sums[k] += values[k] * weight
+                            sums[STATS + k] += weight
+                    sums[2 * STATS] += weight
+                    continue
+                pos.append(start + m.start())
+                tmpl.append(i)
+                slots.append(values)
+                closed.append(sums if _KINDS[i] == CLOSE else [0.0] * _SUMS)
+                if _KINDS[i] == CLOSE:
+                    sums = [0.0] * _SUMS
+        start += len(whole) + 1
+    n = len(pos)
+    return Found(np.array(pos, np.int64), np.array(tmpl, np.int32), np.array(slots, float).reshape(n, SLOTS),
+                 np.array(closed, float).reshape(n, _SUMS), np.array(sums), long_lines)
 
 
-# --- records → iterations ---------------------------------------------------------------------
+# --- found → iterations -------------------------------------------------------------------------
 
 @dataclass
 class Block:
     table: np.ndarray            # one row per summary in the block, columns as FIELDS
-    carry: np.ndarray            # region sums after the block's last summary
     maps: List[Tuple[int, float]]  # (row in table, or -1: the row before the block; mAP value)
 
 
-def assemble(records: Records, carry: np.ndarray) -> Block:
-    pos, tmpl, slots = records
-    kind = _KINDS[tmpl] if len(tmpl) else np.empty(0, int)
-    is_summary = kind == KIND_SUMMARY
-    starts = pos[is_summary]
+_IS_CLOSE = np.array([k == CLOSE for k in _KINDS])
+_MAP = TEMPLATES.index(MAP)
+_MISSING_LABEL = TEMPLATES.index(MISSING_LABEL)
+
+
+def assemble(found: Found) -> Block:
+    is_summary = _IS_CLOSE[found.tmpl]
+    starts = found.pos[is_summary]
     table = np.full((len(starts), len(FIELDS)), np.nan)
-    table[:, :7] = slots[is_summary, :7]
-    # region records in line order; segment k ends at summary k, the last one continues in the next block
-    is_region = kind == KIND_REGION
-    region = slots[is_region]
-    segment = np.concatenate([[0], np.searchsorted(starts, pos[is_region], side="right")])
-    count = region[:, 5]
-    sums = np.empty((len(starts) + 1, _CARRY))
-
-    def total(column: int, weights: np.ndarray) -> None:  # carry first: sums run on from it, in line order
-        sums[:, column] = np.bincount(segment, np.concatenate([[carry[column]], weights]), len(starts) + 1)
-
-    for i in range(_STATS):
-        value = region[:, i]
-        weight = np.where(np.isfinite(value) & (count > 0), count, 0.0)
-        total(i, np.where(weight > 0, value, 0.0) * weight)
-        total(_STATS + i, weight)
-    total(2 * _STATS, count)
-    stats = sums[:-1]
-    weights = stats[:, _STATS:2 * _STATS]
+    table[:, :7] = found.slots[is_summary, :7]
+    sums = found.sums[is_summary]
+    weights = sums[:, STATS:2 * STATS]
     with np.errstate(invalid="ignore", divide="ignore"):
-        table[:, 8:13] = np.where(weights > 0, stats[:, :_STATS] / np.where(weights > 0, weights, 1.0), np.nan)
-    table[:, 13] = stats[:, 2 * _STATS]
+        table[:, 8:13] = np.where(weights > 0, sums[:, :STATS] / np.where(weights > 0, weights, 1.0), np.nan)
+    table[:, 13] = sums[:, 2 * STATS]
     # a mAP line belongs to the latest summary printed before it (possibly in an earlier block)
-    is_map = kind == KIND_MAP
-    owner = np.searchsorted(starts, pos[is_map], side="left") - 1
-    value = slots[is_map, 0]
-    value = np.where(slots[is_map, 1] == 1.0, value / 100.0, value)
-    return Block(table, sums[-1].copy(), list(zip(owner.tolist(), value.tolist())))
+    is_map = found.tmpl == _MAP
+    owner = np.searchsorted(starts, found.pos[is_map], side="left") - 1
+    value = found.slots[is_map, 0]
+    value = np.where(found.slots[is_map, 1] == 1.0, value / 100.0, value)
+    return Block(table, list(zip(owner.tolist(), value.tolist())))
 
 
 def rows_of(table: np.ndarray) -> List[Row]:
@@ -262,18 +292,18 @@ class Parser:
     Rows. A later mAP line sets `.map` on the row it belongs to, which the caller already holds."""
 
     def __init__(self, use_native: Optional[bool] = None):
-        self._carry = np.zeros(_CARRY)
+        self._carry = np.zeros(_SUMS)
         self._use_native = use_native
         self.last: Optional[Row] = None
         self.missing_labels = 0  # "Can't open label file" lines (AlexeyAB trains on no objects)
-        self.long_lines = 0      # lines cut to LINE_CAP bytes
+        self.long_lines = 0      # lines longer than LINE_CAP bytes (read up to there)
 
     def feed(self, text: Union[str, bytes]) -> Optional[Row]:
         """Live use: returns the last summary completed by this text, or None."""
         rows = self.feed_block(text.encode("utf-8", "replace") if isinstance(text, str) else text)
         return rows[-1] if rows else None
 
-    def feed_block(self, block: bytes) -> List[Row]:
+    def feed_block(self, block: Buffer) -> List[Row]:
         found = self.block(block)
         rows = rows_of(found.table)
         for owner, value in found.maps:
@@ -284,17 +314,13 @@ class Parser:
             self.last = rows[-1]
         return rows
 
-    def block(self, block: bytes) -> Block:
+    def block(self, block: Buffer) -> Block:
         """A block's iterations as a table (read_log keeps tables, not Rows); maps left to the caller."""
-        if b"\r" in block:
-            block = block.replace(b"\r", b"\n")
-        if len(block) > LINE_CAP:
-            block, cut = cut_long_lines(block)
-            self.long_lines += cut
-        self.missing_labels += block.count(MISSING_LABEL)
-        found = assemble(scan(block, self._use_native), self._carry)
+        found = scan(block, self._carry, self._use_native)
         self._carry = found.carry
-        return found
+        self.long_lines += found.long_lines
+        self.missing_labels += int(np.count_nonzero(found.tmpl == _MISSING_LABEL))
+        return assemble(found)
 
 
 def parse_lines(lines: Iterable[Union[str, bytes]]) -> Iterator[Row]:
@@ -313,59 +339,45 @@ def _check_text(head: bytes, where: str) -> None:
                          "give the text file darknet's output was saved to (e.g. training/train.log)")
 
 
-def blocks(f: BinaryIO, parser: Parser, where: str, block_bytes: int = BLOCK_BYTES) -> Iterator[bytes]:
-    """Whole-line blocks of a binary stream ('\r' made '\n'). Memory stays bounded: a line that
-    outgrows LINE_CAP across blocks is cut there (counted on parser); Parser cuts the others."""
-    carry, skipping, first = b"", False, True
+def _line_end(buf: bytearray, start: int, end: int) -> int:
+    """Where the first line in buf[start:end] ends ('\\n' or '\\r'), or -1."""
+    nl, cr = buf.find(b"\n", start, end), buf.find(b"\r", start, end)
+    return nl if cr < 0 else cr if nl < 0 else min(nl, cr)
+
+
+def blocks(f: BinaryIO, parser: Parser, where: str, block_bytes: int = BLOCK_BYTES) -> Iterator[memoryview]:
+    """Whole-line blocks of a binary stream, as views of one buffer (each is overwritten when the
+    next is read). Memory stays bounded: a line that outgrows LINE_CAP across blocks is cut there
+    (counted on parser), the scanner reads the others up to LINE_CAP."""
+    buf = bytearray(LINE_CAP + 1 + block_bytes)
+    view = memoryview(buf)
+    have, skipping, first = 0, False, True  # have: bytes of an unfinished line at the front
     while True:
-        data = f.read(block_bytes)
+        n = f.readinto(view[have:have + block_bytes])
         if first:
-            _check_text(data, where)
+            _check_text(bytes(view[:min(n, 65536)]), where)
             first = False
-        if not data:
+        if not n:
             break
-        if b"\r" in data:
-            data = data.replace(b"\r", b"\n")
+        total = have + n
         if skipping:  # inside an over-long line: drop bytes up to its end
-            nl = data.find(b"\n")
-            if nl < 0:
+            end = _line_end(buf, 0, total)
+            if end < 0:
                 continue
-            data, skipping = data[nl:], False
-        buf = carry + data  # carry is at most LINE_CAP bytes, so this copy is bounded
-        cut = buf.rfind(b"\n") + 1
-        block, carry = buf[:cut], buf[cut:]
-        if len(carry) > LINE_CAP:
+            buf[:total - end] = buf[end:total]
+            total -= end
+            skipping = False
+        cut = max(buf.rfind(b"\n", 0, total), buf.rfind(b"\r", 0, total)) + 1
+        if total - cut > LINE_CAP:  # the unfinished line is too long already: keep its start
             parser.long_lines += 1
-            block += carry[:LINE_CAP] + b"\n"
-            carry, skipping = b"", True
-        if block:
-            yield block
-    if carry:
-        yield carry
-
-
-def cut_long_lines(block: bytes) -> Tuple[bytes, int]:
-    """The block with every line longer than LINE_CAP cut to its first LINE_CAP bytes, and how
-    many were. Long lines are found by jumping LINE_CAP bytes at a time: in ordinary text the
-    backward search finds a newline within a few bytes, so this costs about len/LINE_CAP steps."""
-    kept: List[bytes] = []
-    count, pos, keep_from, end = 0, 0, 0, len(block)
-    while end - pos > LINE_CAP:
-        nl = block.rfind(b"\n", pos, pos + LINE_CAP + 1)
-        if nl >= 0:
-            pos = nl + 1
-            continue
-        count += 1  # the line at pos is longer than LINE_CAP
-        kept.append(block[keep_from:pos + LINE_CAP])
-        nl = block.find(b"\n", pos + LINE_CAP)
-        if nl < 0:
-            keep_from = end
-            break
-        keep_from, pos = nl, nl + 1
-    if not count:
-        return block, 0
-    kept.append(block[keep_from:])
-    return b"".join(kept), count
+            buf[cut + LINE_CAP] = ord("\n")
+            cut, total, skipping = cut + LINE_CAP + 1, cut + LINE_CAP + 1, True
+        if cut:
+            yield view[:cut]
+        have = total - cut
+        buf[:have] = buf[cut:total]
+    if have:
+        yield view[:have]
 
 
 class LogParse:

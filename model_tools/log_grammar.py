@@ -278,14 +278,20 @@ def _ops(parts: Sequence) -> bytes:
     return bytes(out)
 
 
-def program(templates: Sequence[Template], groups: Sequence[int]) -> bytes:
+RECORD, CLOSE, WEIGHTED = range(3)  # what a match does (logscan.c: KIND_*)
+STATS = 5  # a WEIGHTED match's values are in slots 0..4, its weight in slot 5
+
+
+def program(templates: Sequence[Template], groups: Sequence[int], kinds: Sequence[int]) -> bytes:
     """All templates for the scanner: per template its flags, group (of the templates tried at a
-    line start, only the first that matches in each group counts), first bytes, and ops."""
+    line start, only the first that matches in each group counts), kind (RECORD: the match is
+    returned; WEIGHTED: its values are added up, weighted; CLOSE: returned with those sums, which
+    then start again), first bytes, and ops."""
     out = bytearray([len(templates)])
-    for t, group in zip(templates, groups):
+    for t, group, kind in zip(templates, groups, kinds):
         ops = _ops(t.parts) + bytes([OP_END])
         starts = first(t.parts, frozenset({END}))
-        out += bytes([int(t.anywhere), group, int(END in starts)]) + _bitset(starts)
+        out += bytes([int(t.anywhere), group, kind, int(END in starts)]) + _bitset(starts)
         out += struct.pack("<H", len(ops)) + ops
     return bytes(out)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Optional, Tuple
 
 HERE = Path(__file__).resolve().parent
-ABI_VERSION = 1
+ABI_VERSION = 3
 _state: Optional[Tuple[Optional[ctypes.CDLL], str]] = None
 
 
@@ -38,7 +38,8 @@ def _load() -> Tuple[Optional[ctypes.CDLL], str]:
     except (OSError, AttributeError) as exc:  # e.g. built for another machine
         return None, f"{path.name} cannot be loaded ({exc}); rebuild it on this machine"
     p = ctypes.c_void_p
-    lib.ls_scan.argtypes = [p, ctypes.c_long, ctypes.c_char_p, p, p, p, ctypes.c_long, p]
+    lng = ctypes.c_long
+    lib.ls_scan.argtypes = [p, lng, ctypes.c_char_p, lng, p, p, p, p, p, lng, p, p]
     lib.ls_scan.restype = ctypes.c_long
     return lib, f"loaded {path.name}"
 

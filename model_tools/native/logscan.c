@@ -16,16 +16,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LS_ABI_VERSION 1
+#define LS_ABI_VERSION 3
 #define LS_SLOTS 8
+#define LS_STATS 5                    /* weighted values per match: slots 0..4, weight in slot 5 */
+#define LS_SUMS (2 * LS_STATS + 1)    /* sums of value * weight, sums of weights, sum of weights */
 #define LS_MAX_TEMPLATES 32
+
+/* what a match of a template does (log_grammar.RECORD, CLOSE, WEIGHTED) */
+enum { KIND_RECORD, KIND_CLOSE, KIND_WEIGHTED };
 
 enum { OP_END, OP_LIT, OP_RUN, OP_NUM, OP_INT, OP_OPT, OP_ALT, OP_FIELDS, OP_FLAG };
 
 typedef struct {
     const uint8_t *ops;
     const uint8_t *starts; /* 32-byte set of first bytes */
-    int anywhere, group, may_be_empty;
+    int anywhere, group, kind, may_be_empty;
     unsigned key; /* anywhere: the byte of the first literal searched for (a rare one) */
 } Template;
 
@@ -229,11 +234,12 @@ static int parse_program(const uint8_t *prog, Template *t) {
     for (int i = 0; i < n; ++i) {
         t[i].anywhere = p[0];
         t[i].group = p[1];
-        t[i].may_be_empty = p[2];
-        t[i].starts = p + 3;
-        unsigned len = u16(p + 35);
-        t[i].ops = p + 37;
-        p += 37 + len;
+        t[i].kind = p[2];
+        t[i].may_be_empty = p[3];
+        t[i].starts = p + 4;
+        unsigned len = u16(p + 36);
+        t[i].ops = p + 38;
+        p += 38 + len;
         /* punctuation other than ',' and ':' is rarer in logs than letters, digits and spaces */
         t[i].key = 0;
         if (t[i].anywhere)
@@ -252,12 +258,30 @@ static void clear(Ctx *c) {
     for (int i = 0; i < LS_SLOTS; ++i) c->slots[i] = NAN;
 }
 
-/* Scans buf[0:len) line by line ('\n' ends a line; the caller turned '\r' into '\n'). Writes up
- * to cap records: pos[i] (byte offset of the match), tmpl[i], slots[i * LS_SLOTS + s]. Returns
- * the number of records; *done is where scanning stopped: len, or the start of the first line
- * whose records did not fit (call again from there). */
-long ls_scan(const uint8_t *buf, long len, const uint8_t *prog, int64_t *pos_out, int32_t *tmpl_out,
-             double *slots_out, long cap, long *done) {
+/* A weighted match adds to the sums since the last closing match: each value that is finite,
+ * when the weight is above 0, as value * weight (and the weight to its sum of weights); the
+ * weight to the last sum whatever the values. In line order, so each sum is added up as a
+ * line-by-line reader adds it. */
+static void add(double *sums, const double *slots) {
+    double w = slots[LS_STATS];
+    for (int i = 0; i < LS_STATS; ++i)
+        if (isfinite(slots[i]) && w > 0) {
+            sums[i] += slots[i] * w;
+            sums[LS_STATS + i] += w;
+        }
+    sums[2 * LS_STATS] += w;
+}
+
+/* Scans buf[0:len) line by line: '\n' and '\r' end a line, and a line is read up to its first
+ * line_cap bytes (*long_lines counts those longer).
+ * A match of a RECORD or CLOSE template writes a record: pos[i] (byte offset of the match),
+ * tmpl[i], slots[i * LS_SLOTS + s]; a CLOSE record also takes the sums (sums_out[i * LS_SUMS + s],
+ * from `sums`, which then start again from 0). A WEIGHTED match adds to `sums` (see add()).
+ * `sums` carries over from one call to the next. Returns the number of records (at most cap);
+ * *done is where scanning stopped: len, or the start of the first line whose records did not
+ * fit (`sums` and *long_lines are then as they were before that line: call again from there). */
+long ls_scan(const uint8_t *buf, long len, const uint8_t *prog, long line_cap, double *sums, int64_t *pos_out,
+             int32_t *tmpl_out, double *slots_out, double *sums_out, long cap, long *done, long *long_lines) {
     Template t[LS_MAX_TEMPLATES];
     int nt = parse_program(prog, t);
     long n = 0, line = 0;
@@ -265,57 +289,64 @@ long ls_scan(const uint8_t *buf, long len, const uint8_t *prog, int64_t *pos_out
     c.buf = buf;
     *done = 0;
     if (nt < 0) return -1;
+    int has_cr = memchr(buf, '\r', (size_t)len) != NULL;
     while (line < len) {
         const uint8_t *nl = memchr(buf + line, '\n', (size_t)(len - line));
-        long end = nl ? nl - buf : len;
+        long next = nl ? nl - buf : len; /* this line's end */
+        if (has_cr) {
+            const uint8_t *cr = memchr(buf + line, '\r', (size_t)(next - line));
+            if (cr) next = cr - buf;
+        }
+        long end = next - line > line_cap ? line + line_cap : next; /* what is read of it */
         long first_record = n;
+        double saved[LS_SUMS];
+        memcpy(saved, sums, sizeof saved);
         uint32_t groups_done = 0;
         c.end = end;
         for (int i = 0; i < nt; ++i) {
-            if (t[i].anywhere) {
-                const uint8_t *lit = t[i].ops + 2;
-                unsigned lit_len = t[i].ops[1];
-                unsigned key = t[i].key;
-                long p = line;
-                while (end - p >= (long)lit_len) {
+            long at = line, p = line;
+            for (;;) { /* once at the line start; for a template matched anywhere, at each occurrence */
+                if (t[i].anywhere) {
+                    const uint8_t *lit = t[i].ops + 2;
+                    unsigned lit_len = t[i].ops[1], key = t[i].key;
+                    if (end - p < (long)lit_len) break;
                     const uint8_t *hit = memchr(buf + p + key, lit[key], (size_t)(end - p - key));
                     if (!hit) break;
-                    long at = hit - buf - key;
-                    if (at + (long)lit_len > end || !same(buf + at, lit, lit_len)) {
-                        p = at + 1;
-                        continue;
-                    }
-                    clear(&c);
-                    long e = match(&c, t[i].ops, at, NULL);
-                    if (e < 0) {
-                        p = at + 1;
-                        continue;
-                    }
-                    if (n == cap) goto full;
-                    pos_out[n] = at;
-                    tmpl_out[n] = i;
-                    memcpy(slots_out + n * LS_SLOTS, c.slots, sizeof c.slots);
-                    ++n;
-                    p = e > at ? e : at + 1;
+                    at = hit - buf - key;
+                    p = at + 1;
+                    if (!same(buf + at, lit, lit_len)) continue;
+                } else {
+                    if (groups_done & (1u << t[i].group)) break;
+                    if (!t[i].may_be_empty && (line == end || !in_set(t[i].starts, buf[line]))) break;
                 }
-                continue;
+                clear(&c);
+                long e = match(&c, t[i].ops, at, NULL);
+                if (e >= 0) {
+                    if (t[i].kind == KIND_WEIGHTED) {
+                        add(sums, c.slots);
+                    } else {
+                        if (n == cap) {
+                            memcpy(sums, saved, sizeof saved);
+                            *done = line;
+                            return first_record;
+                        }
+                        pos_out[n] = at;
+                        tmpl_out[n] = i;
+                        memcpy(slots_out + n * LS_SLOTS, c.slots, sizeof c.slots);
+                        if (t[i].kind == KIND_CLOSE) {
+                            memcpy(sums_out + n * LS_SUMS, sums, LS_SUMS * sizeof *sums);
+                            memset(sums, 0, LS_SUMS * sizeof *sums);
+                        }
+                        ++n;
+                    }
+                    groups_done |= 1u << t[i].group;
+                    if (e > at) p = e;
+                }
+                if (!t[i].anywhere) break;
             }
-            if (groups_done & (1u << t[i].group)) continue;
-            if (line == end ? !t[i].may_be_empty : !in_set(t[i].starts, buf[line]) && !t[i].may_be_empty) continue;
-            clear(&c);
-            if (match(&c, t[i].ops, line, NULL) < 0) continue;
-            if (n == cap) goto full;
-            pos_out[n] = line;
-            tmpl_out[n] = i;
-            memcpy(slots_out + n * LS_SLOTS, c.slots, sizeof c.slots);
-            ++n;
-            groups_done |= 1u << t[i].group;
-            continue;
-        full:
-            *done = line;
-            return first_record;
         }
-        line = end + 1;
+        *long_lines += next - line > line_cap;
+        line = next + 1;
     }
     *done = len;
     return n;

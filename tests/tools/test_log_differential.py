@@ -53,13 +53,15 @@ def fed(data: bytes, use_native: bool):
 
 def assert_same_records(data: bytes) -> None:
     block = data.replace(b"\r", b"\n")
-    (p1, t1, s1), (p2, t2, s2) = darknet_log.scan(block, True), darknet_log.scan(block, False)
-    assert p1.tolist() == p2.tolist() and t1.tolist() == t2.tolist()
-    assert keys_of(s1) == keys_of(s2)
+    a, b = darknet_log.scan(block, use_native=True), darknet_log.scan(block, use_native=False)
+    assert a.pos.tolist() == b.pos.tolist() and a.tmpl.tolist() == b.tmpl.tolist()
+    for name in ("slots", "sums", "carry"):
+        assert keys_of(getattr(a, name)) == keys_of(getattr(b, name)), name
 
 
-def keys_of(slots):
-    return [["nan" if math.isnan(v) else repr(v) for v in row] for row in slots.tolist()]
+def keys_of(values):
+    rows = values.reshape(len(values), -1).tolist() if values.size else []
+    return [["nan" if math.isnan(v) else repr(v) for v in row] for row in rows]
 
 
 def variants(text: str):
@@ -67,10 +69,13 @@ def variants(text: str):
     lines = data.split(b"\n")
     yield "as written", data
     yield "CRLF", data.replace(b"\n", b"\r\n")
+    yield "CR", data.replace(b"\n", b"\r")
     yield "last line cut", data[:len(data) - len(lines[-2]) // 2 - 1]
     yield "invalid UTF-8", b"\n".join(line + b"\xff\xc3" if i % 7 == 0 else line for i, line in enumerate(lines))
-    yield "long lines", b"\n".join(line if i % 50 else line + b" " + b"Avg (IOU: 0.5), count: 2, " * 3000
-                                   for i, line in enumerate(lines))
+    long = b"Avg (IOU: 0.5), count: 2, " * 3000
+    yield "long lines", b"\n".join(line if i % 50 else line + b" " + long for i, line in enumerate(lines))
+    yield "long CR lines", b"\n".join(line if i % 50 else line + b"\r" + long + b"\r" + long
+                                      for i, line in enumerate(lines))
     yield "NaN loss", data.replace(b": 1", b": -nan", 5).replace(b"loss=\x1b[1;36m1", b"loss=\x1b[1;36m-nan", 5)
 
 
@@ -119,6 +124,7 @@ ODD_LINES = [
     b"15: 1.0(ind), 2.0(abcdefghi) avg, 0.1 rate, 1.0 seconds, 64 images",
     b"16: " + b"1" * 41 + b", 2.0 avg, 0.1 rate, 1.0 seconds, 64 images",
     b"17: 1.0, 2.0 avg loss, 0.1 rate, 1.0 seconds, 64 images",
+    b"Can't open label file. (This can be normal only if you use MSCOCO): a.txt Can't open label file",
     b"",
 ]
 
@@ -132,6 +138,9 @@ def test_odd_numbers_and_lines_give_the_reference_rows(use_native, tmp_path, req
     assert len(want) >= 16
     assert keys(read(data, tmp_path, use_native, block_bytes=300)) == want
     assert keys(fed(data, use_native)) == want
+    parser = darknet_log.Parser(use_native)
+    parser.feed_block(data)
+    assert parser.missing_labels == data.count(b"Can't open label file") == 4
 
 
 def test_the_two_scanners_find_the_same_records(compiled):
@@ -139,12 +148,14 @@ def test_the_two_scanners_find_the_same_records(compiled):
         assert_same_records(data)
 
 
-def test_a_line_with_more_matches_than_the_first_buffer_holds(compiled):
-    line = b"Avg (IOU: 1), count: 2" * 2500
-    data = b" 1: 1.0, 2.0 avg, 0.1 rate, 1.0 seconds, 64 images\n" + line + b"\n" + line + \
-        b"\n 2: 1.0, 2.0 avg, 0.1 rate, 1.0 seconds, 64 images\n"
-    positions, _, _ = darknet_log.scan(data, True)
-    assert len(positions) == 2 + 2 * 2500 > len(data) // 24 + 64  # more than one call of the scanner
+def test_more_records_than_the_first_buffer_holds(compiled):
+    region = b"Avg (IOU: 0.5), count: 2 " * 10 + b"\n"
+    maps = b"mean average precision (mAP@0.5)=1 %\n" * 10
+    data = b" 1: 1.0, 2.0 avg, 0.1 rate, 1.0 seconds, 64 images\n" + (region + maps) * 300 + \
+        b" 2: 1.0, 2.0 avg, 0.1 rate, 1.0 seconds, 64 images\n" + region
+    found = darknet_log.scan(data, use_native=True)
+    assert len(found.pos) == 2 + 3000 > len(data) // 256 + 64  # more than one call of the scanner
+    assert found.sums[-1, -1] == 300 * 10 * 2 and found.carry[-1] == 20
     assert_same_records(data)
     assert keys(fed(data, True)) == keys(log_reference.rows(data))
     assert darknet_log.parse_lines([data]).__next__().iteration == 1
@@ -196,4 +207,5 @@ def test_a_template_searched_anywhere_begins_with_a_literal():
 
 def test_regex_and_program_come_from_the_same_templates():
     assert [t.regex for t in darknet_log.TEMPLATES] == darknet_log.PATTERNS
-    assert darknet_log.PROGRAM == log_grammar.program(darknet_log.TEMPLATES, darknet_log._GROUPS)
+    assert darknet_log.PROGRAM == log_grammar.program(darknet_log.TEMPLATES, darknet_log._GROUPS,
+                                                      darknet_log._KINDS)
