@@ -203,6 +203,10 @@ def _first_bytes(t: Template) -> Optional[frozenset]:
 
 
 _FIRST = [_first_bytes(t) for t in TEMPLATES]  # bytes a line must begin with for t to match there
+_LITERALS = [t.parts[0].text if t.anywhere else b"" for t in TEMPLATES]  # what t's matches begin with
+# the templates worth trying on a line that begins with byte b (256: an empty line), in order
+_CANDIDATES = [tuple(i for i, t in enumerate(TEMPLATES) if t.anywhere or _FIRST[i] is None or b in _FIRST[i])
+               for b in range(257)]
 
 
 def _scan_regex(block: Buffer, carry: np.ndarray) -> Found:
@@ -219,10 +223,11 @@ def _scan_regex(block: Buffer, carry: np.ndarray) -> Found:
         line = whole[:LINE_CAP]
         long_lines += len(whole) > LINE_CAP
         done = set()
-        for i, t in enumerate(TEMPLATES):
+        for i in _CANDIDATES[line[0] if line else 256]:
+            t = TEMPLATES[i]
             if t.anywhere:
-                matches = list(t.regex.finditer(line))
-            elif _GROUPS[i] in done or (_FIRST[i] is not None and (not line or line[0] not in _FIRST[i])):
+                matches = list(t.regex.finditer(line)) if _LITERALS[i] in line else []
+            elif _GROUPS[i] in done:
                 continue
             else:
                 matches = [m for m in [t.regex.match(line)] if m]
