@@ -6,12 +6,15 @@ The logs are written with the forks' exact print formats (tests/tools/log_format
 YOLOv3 for pjreddie and AlexeyAB, YOLOv3 for hank-ai, 16 subdivisions, -map every 100 iterations.
 Cases: `parse` is darknet_log.read_log (the rows as a table, what parse-log writes); `command` the
 whole `python -m model_tools parse-log LOG CSV` (start-up, parse, CSV written and synced);
-`grep` is `grep -c images LOG` (a pass over the file in C that counts lines).
+`grep` is `grep -c images LOG` (a pass over the file in C that counts lines). Besides wall-clock
+MB/s, each case's MB per second of CPU time it used (this process's or its child's, getrusage):
+on the shared 2-core machine the wall clock also counts the time others hold the cores.
     python benchmarks/bench_log_parse.py [--mb 60] [--rounds 5] [--fallback] [--forks a,b]
 --fallback also times the regex fallback (the parser without its compiled scanner).
 """
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -31,6 +34,19 @@ def build(fork: str, path: Path, megabytes: float) -> float:
         for _ in range(repeats):
             f.write(data)
     return len(data) * repeats / 1e6
+
+
+def cpu_seconds() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def with_cpu_time(fn, spent: list):
+    def run():
+        start = cpu_seconds()
+        fn()
+        spent.append(cpu_seconds() - start)
+    return run
 
 
 def main():
@@ -61,13 +77,14 @@ def main():
             if args.fallback:
                 cases["fallback"] = lambda: darknet_log.read_log(log, use_native=False)
             rows = len(darknet_log.read_log(log).table)
-            times = interleaved(cases, args.rounds)
-            mbps = {name: [size / t for t in ts] for name, ts in times.items()}
+            cpu = {name: [] for name in cases}
+            times = interleaved({name: with_cpu_time(fn, cpu[name]) for name, fn in cases.items()}, args.rounds)
             print(f"{fork}: {size:.1f} MB, {rows} iterations, {args.rounds} interleaved rounds", flush=True)
             for name in times:
-                line = f"  {name:9s} {spread(mbps[name])} MB/s"
+                line = f"  {name:9s} {spread([size / t for t in times[name]])} MB/s"
                 if name != "grep":
-                    line += f"; time / grep's x{spread(ratios(times[name], times['grep']))}"
+                    line += (f" ({spread([size / t for t in cpu[name][1:]])} MB per CPU second); "
+                             f"time / grep's x{spread(ratios(times[name], times['grep']))}")
                 print(line, flush=True)
 
 

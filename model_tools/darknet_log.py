@@ -18,14 +18,14 @@ A region line belongs to the next summary line; its statistics are averaged over
 weighted by their `count`, in the order of the lines (values that are NaN or inf, and lines with
 count 0, carry no weight). A mAP line sets the map of the last summary printed before it.
 
-How a block of text is read: the compiled scanner (model_tools/native/logscan.c) runs the
-templates over it and returns one record per match (position, template, numbers); without the
-library, the templates' regexes do the same line by line (same records, slower). numpy then
-assigns region records to iterations and sums them, in line order. Linear whatever the input:
-a template is tried once per line start (or per occurrence of its first literal) and one attempt
-reads at most MAX_MATCH_CHARS bytes. Bytes of a line past LINE_CAP are ignored and the line is
-counted in `long_lines` (reported by parse-log): no darknet line is that long; files are read in
-blocks cut at line ends, so memory stays bounded whatever the lines.
+How a block of text is read: the compiled scanner (model_tools/native/logscan.c, ctypes) runs the
+templates over it line by line, adds up the region lines of each iteration and returns the summary
+and mAP lines with their numbers; numpy makes the table. Without the library (no C compiler when
+installed) the templates' regexes do the same in Python, line by line: same results, 30-60x slower.
+Linear whatever the input: a template is tried once per line start (or per occurrence of its
+first literal) and one attempt reads at most MAX_MATCH_CHARS bytes. Bytes of a line past LINE_CAP
+are ignored and the line is counted in `long_lines` (reported by parse-log): no darknet line is
+that long; files are read in blocks cut at line ends, so memory stays bounded whatever the lines.
 """
 from __future__ import annotations
 

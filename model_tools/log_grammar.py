@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 import struct
 from dataclasses import dataclass
-from typing import FrozenSet, Optional, Sequence, Tuple
+from typing import FrozenSet, Sequence, Tuple
 
 # a number as darknet prints it (%f, %g, iostream), NaN/inf as glibc or MSVC (-nan(ind)) print them;
 # digit runs are bounded so a 5000-digit "number" simply does not match
@@ -304,7 +304,3 @@ def slot_values(t: Template, m: "re.Match[bytes]") -> list:
         if text is not None:
             values[slot] = 1.0 if text == b"" else float(text)
     return values
-
-
-def literal_prefix(t: Template) -> Optional[bytes]:
-    return t.parts[0].text if isinstance(t.parts[0], Lit) else None

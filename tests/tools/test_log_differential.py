@@ -209,3 +209,22 @@ def test_regex_and_program_come_from_the_same_templates():
     assert [t.regex for t in darknet_log.TEMPLATES] == darknet_log.PATTERNS
     assert darknet_log.PROGRAM == log_grammar.program(darknet_log.TEMPLATES, darknet_log._GROUPS,
                                                       darknet_log._KINDS)
+
+
+def test_parse_log_writes_the_same_csv_with_either_scanner(compiled, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    text, _ = log_formats.write("hank-ai-v3", 30, subdivisions=2, map_every=10, seed=5)
+    (tmp_path / "train.log").write_text(text)
+    out = {}
+    for setting in ("1", "0"):
+        done = subprocess.run([sys.executable, "-m", "model_tools", "parse-log", tmp_path / "train.log",
+                               tmp_path / f"m{setting}.csv"], capture_output=True, text=True,
+                              env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "MODEL_TOOLS_NATIVE": setting})
+        assert done.returncode == 0, done.stderr
+        assert ("read with regexes" in done.stdout) == (setting == "0"), done.stdout
+        out[setting] = (tmp_path / f"m{setting}.csv").read_bytes()
+    assert out["1"] == out["0"] and out["1"].count(b"\r\n") == 31
