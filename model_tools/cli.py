@@ -202,7 +202,7 @@ def cmd_parse_log(args) -> int:
         plots.training(parsed.rows, args.plots)
     notes = []
     if native.library() is None:
-        notes.append(f"read with regexes line by line: the compiled log scanner is {native.status()}")
+        notes.append(f"read with regexes line by line (slower); compiled log scanner: {native.status()}")
     if parsed.long_lines:
         notes.append(f"{parsed.long_lines} line(s) longer than {darknet_log.LINE_CAP} bytes were read up to "
                      "that length (no darknet line is that long)")
