@@ -314,7 +314,7 @@ long ls_scan(const uint8_t *buf, long len, const uint8_t *prog, long line_cap, d
                     if (!hit) break;
                     at = hit - buf - key;
                     p = at + 1;
-                    if (!same(buf + at, lit, lit_len)) continue;
+                    if (end - at < (long)lit_len || !same(buf + at, lit, lit_len)) continue;
                 } else {
                     if (groups_done & (1u << t[i].group)) break;
                     if (!t[i].may_be_empty && (line == end || !in_set(t[i].starts, buf[line]))) break;

@@ -228,3 +228,52 @@ def test_parse_log_writes_the_same_csv_with_either_scanner(compiled, tmp_path):
         assert ("read with regexes" in done.stdout) == (setting == "0"), done.stdout
         out[setting] = (tmp_path / f"m{setting}.csv").read_bytes()
     assert out["1"] == out["0"] and out["1"].count(b"\r\n") == 31
+
+
+def test_the_scanner_reads_no_byte_outside_its_buffer(tmp_path):
+    """logscan.c built with AddressSanitizer and UBSan, run over damaged logs of every format (each
+    in a heap block of exactly its size): any read past a line's buffer, or undefined behaviour,
+    stops the run. (A literal searched for near the end of a block was once compared past it.)"""
+    import random
+    import shutil
+    import subprocess
+
+    from tests.conftest import REPO
+    from tests.fuzz import TOKENS
+
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        pytest.skip("no gcc")
+    driver = tmp_path / "driver"
+    build = subprocess.run([gcc, "-O1", "-g", "-std=c99", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
+                            "-o", driver, REPO / "tests/tools/native/logscan_driver.c",
+                            REPO / "model_tools/native/logscan.c"], capture_output=True, text=True)
+    if build.returncode != 0:
+        pytest.skip(f"gcc cannot build with the sanitizers here: {build.stderr[-300:]}")
+    (tmp_path / "program").write_bytes(darknet_log.PROGRAM)
+    rnd = random.Random(7)
+    seeds = [log_formats.write(fork, 4, subdivisions=2, map_every=2, seed=k)[0].encode()
+             for k, fork in enumerate(log_formats.FORKS)] + [b"\n".join(ODD_LINES)]
+    files = []
+    for i in range(400):
+        data = bytearray(rnd.choice(seeds))
+        for _ in range(rnd.randint(1, 6)):
+            at = rnd.randrange(len(data) + 1)
+            op = rnd.randrange(4)
+            if op == 0:
+                data[at:at] = rnd.choice(TOKENS)
+            elif op == 1:
+                del data[at:]  # ends anywhere, in the middle of a literal too
+            elif op == 2:
+                data[at:at] = bytes(data[at:at + rnd.randint(1, 200)]) * rnd.randint(1, 40)
+            else:
+                data[at:at] = bytes(rnd.randrange(256) for _ in range(rnd.randint(1, 20)))
+        files.append(tmp_path / f"{i}.log")
+        files[-1].write_bytes(bytes(data))
+    for lit in (b"Avg (IOU: ", b"Can't open label file"):  # blocks that end inside a searched literal
+        for k in range(1, len(lit)):
+            files.append(tmp_path / f"cut{len(files)}.log")
+            files[-1].write_bytes(b"x " + lit[:k])
+    done = subprocess.run([driver, tmp_path / "program", *files], capture_output=True, text=True,
+                          env={"ASAN_OPTIONS": "detect_leaks=0", "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr[-3000:]
