@@ -165,6 +165,21 @@ def blob_path(info: ModelInfo, device: str) -> Path:
     return info.path.with_name(f"{info.xml.stem}.{device.split('.')[0]}.{digest}.blob")
 
 
+def device_problem(core, device: str) -> str:
+    """Why OpenVINO cannot use `device` ("CPU", "MYRIAD", "MYRIAD.1.2-ma2480", ...) here, or ""
+    if it can. Asks that device's plugin alone: `core.available_devices` would load every
+    registered plugin (GPU, NPU, ...), and a loaded plugin stays in the process: 26 MiB of the
+    daemon's RSS on current OpenVINO, 14 MiB on 2022.3, for devices it never uses."""
+    if device == "AUTO":
+        return ""
+    kind = device.split(".")[0]
+    try:
+        found = core.get_property(kind, "AVAILABLE_DEVICES")
+    except RuntimeError as exc:  # not registered, or its library does not load
+        return f"no usable {kind} plugin: {str(exc).strip().splitlines()[-1][:200]}"
+    return "" if found else f"the {kind} plugin finds no device"
+
+
 def _static_shape(ports, what: str, info: ModelInfo) -> list:
     """The one static shape of a model's inputs or outputs; InputError for anything else."""
     if len(ports) != 1 or ports[0].get_partial_shape().is_dynamic:
@@ -186,10 +201,9 @@ class OpenVINOAdapter(InferenceAdapter):
         Core, self._AsyncInferQueue, self.version = openvino_api()
         self.core = core or Core()
         self.info = info
-        available = self.core.available_devices
-        if device.split(".")[0] not in {d.split(".")[0] for d in available} and device != "AUTO":
-            raise InputError(f"OpenVINO device '{device}' is not available here (found: "
-                             f"{', '.join(available) or 'none'})", "device",
+        missing = device_problem(self.core, device)
+        if missing:
+            raise InputError(f"OpenVINO device '{device}' is not available here ({missing})", "device",
                              "plug in the NCS2 and check the udev rules, or choose CPU")
         config: Dict[str, str] = {"PERFORMANCE_HINT": hint} if hint else {}
         self.compiled = None
