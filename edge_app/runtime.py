@@ -28,6 +28,7 @@ from typing import Any, Callable, Dict, Optional
 import numpy as np
 
 from edge_app.errors import InputError
+from edge_app.filepages import page_out
 from edge_app.metadata import ModelInfo, check_ir
 
 log = logging.getLogger(__name__)
@@ -224,6 +225,9 @@ class OpenVINOAdapter(InferenceAdapter):
                                  str(info.xml), "export the model again with `model-tools export`") from None
             check_ir(info, _static_shape(model.inputs, "input", info), _static_shape(model.outputs, "output", info))
             self.compiled = self.core.compile_model(model, device, config)
+            # current OpenVINO keeps the .bin mapped, read once (filepages.py)
+            if page_out(info.bin):
+                log.debug("pages of %s mapped by OpenVINO handed back to the kernel", info.bin.name)
         self.device = device
         self._request = self.compiled.create_infer_request()
         self._queue = None
