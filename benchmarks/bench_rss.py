@@ -1,20 +1,35 @@
-"""The daemon's resident memory at full speed, on each Python stack, with glibc's default malloc
-arenas and with the limit the daemon sets (edge_app/allocator.py) or the unit's environment.
+"""The daemon's resident memory at full speed on each Python + OpenVINO stack, against what
+OpenVINO alone costs for the same model: the floor the daemon cannot go below.
 
 `edge-app run` on the trained demo model (demo/model, the product's shipped example) and on a
-416x416 yolov2-tiny-voc (FP16 IR; on the CPU plugin, a stand-in for the NCS2, its weights are
-held in host memory as FP32, 63 MB, where on the Pi they live on the stick), a 640x480 clip read
-as fast as inference takes it, publishing to a local Mosquitto; VmRSS sampled every 0.2 s after a warm-up. The
-configurations take turns in every round (interleaved), and each figure is median [min–max] over
-the rounds of the run's peak and median RSS.                              goal: peak <= 200 MB
+416x416 yolov2-tiny-voc (FP16 IR, random weights; on the CPU plugin, a stand-in for the NCS2,
+its weights are held in host memory as FP32 where on the Pi they live on the stick), a 640x480
+clip decoded as fast as inference takes its frames (source.every_frame: a camera delivers its
+frames at its own rate, a file read flat out would keep a core decoding frames then dropped),
+publishing to a local Mosquitto; VmRSS sampled every 0.2 s after a warm-up. The configurations
+take turns in every round (interleaved); each figure is median [min–max] over the rounds.
+                                                                           goal: peak <= 200 MB
 
-  glibc default        MALLOC_ARENA_MAX=<8 x cores>, glibc's own limit on 64-bit (the daemon
-                       leaves a limit from the environment alone)
-  daemon's mallopt     nothing in the environment: the daemon limits arenas itself at start
-  unit's environment   MALLOC_ARENA_MAX=2, as systemd/edge-app.service sets it
+  daemon                    as shipped: the daemon limits malloc to 2 arenas itself (allocator.py)
+  daemon, glibc arenas      MALLOC_ARENA_MAX=<8 x cores>, glibc's own limit on 64-bit (the
+                            daemon leaves a limit from the environment alone)
+  OpenVINO alone            no daemon: numpy, OpenCV and OpenVINO imported, the IR read and
+                            compiled with the daemon's hint (THROUGHPUT: on the CPU plugin, one
+                            stream per core, each with its own activations), the plugin's optimal
+                            number of requests kept busy on one random frame, 2 malloc arenas
+  OpenVINO alone, 1 stream  the same with the LATENCY hint (one stream on every core): what
+                            fewer streams would save in memory and cost in fps
+
+Per run, at its end: anonymous memory, file-backed memory (libraries, mapped files) and the IR's
+.bin pages resident (current OpenVINO maps the .bin; the daemon hands those pages back after
+compiling, edge_app/filepages.py); fps: the daemon's from its stats messages, OpenVINO alone's
+from its own count. Then per model: OpenVINO alone's RSS by stage (the imports, what compiling
+added, what the running requests added at the peak); 1 stream against the hint's streams; the
+daemon above OpenVINO alone without its .bin pages, and the daemon's fps over OpenVINO alone's.
 
     python benchmarks/bench_rss.py [seconds per run, default 20] [rounds, default 2] [python ...]
-  (default pythons: this one and .venv39's beside it, the Pi's Python 3.9 + OpenVINO 2022.3)
+  (default pythons: this one, and .venv39 (Python 3.9 + OpenVINO 2022.3, the Pi's) and
+  .venv39-ov2022.1 beside it when they exist)
 """
 import json
 import os
@@ -24,29 +39,66 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
+import paho.mqtt.client as mqtt
 
 from common import DARKNET_CFG, REPO, random_model
 
 SECONDS = float(sys.argv[1]) if len(sys.argv) > 1 else 20.0
 ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 2
 WARMUP = 5.0
-MODES = {"glibc default": {"MALLOC_ARENA_MAX": str(8 * os.cpu_count())},
-         "daemon's mallopt": {},
-         "unit's environment": {"MALLOC_ARENA_MAX": "2"}}
+MIB = 2 ** 20
+CONFIGS = ("daemon", "daemon, glibc arenas", "OpenVINO alone", "OpenVINO alone, 1 stream")
+GLIBC_ARENAS = {"MALLOC_ARENA_MAX": str(8 * os.cpu_count())}
+
+# no daemon code: what a bare script costs for this model on this stack
+ALONE = r"""
+import ctypes, sys, time
+
+
+def stage(name):  # resident and anonymous MiB now
+    mib = {l.split()[0]: int(l.split()[1]) / 1024 for l in open("/proc/self/smaps_rollup")
+           if l.split()[0].endswith(":")}
+    print("stage", name, mib["Rss:"], mib["Anonymous:"], flush=True)
+
+
+import cv2, numpy as np
+ctypes.CDLL(None).mallopt(-8, 2)  # M_ARENA_MAX, as the daemon
+try:
+    import openvino as ov
+    Core, Queue = ov.Core, ov.AsyncInferQueue
+except (ImportError, AttributeError):  # OpenVINO 2022.x
+    from openvino.runtime import Core, AsyncInferQueue as Queue
+stage("imports")
+core = Core()
+compiled = core.compile_model(core.read_model(sys.argv[1]), "CPU", {"PERFORMANCE_HINT": sys.argv[2]})
+stage("compiled")
+queue = Queue(compiled, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
+frame = np.random.default_rng(1).integers(0, 256, tuple(compiled.inputs[0].shape), dtype=np.uint8)
+done = [0]
+queue.set_callback(lambda request, userdata: done.__setitem__(0, done[0] + 1))
+next_report = time.monotonic()
+while True:
+    queue.start_async({0: frame})
+    if time.monotonic() >= next_report:
+        print(time.monotonic(), done[0], flush=True)
+        next_report += 1.0
+"""
 
 
 def pythons():
     if len(sys.argv) > 3:
         return sys.argv[3:]
     found = [sys.executable]
-    stack39 = Path(sys.executable).parent.parent.parent / ".venv39" / "bin" / "python"
-    if stack39.exists():
-        found.append(str(stack39))
+    root = Path(sys.executable).parent.parent.parent
+    for venv in (".venv39", ".venv39-ov2022.1"):
+        if (root / venv / "bin" / "python").exists():
+            found.append(str(root / venv / "bin" / "python"))
     return found
 
 
@@ -74,24 +126,88 @@ def rss_mib(pid: int) -> float:
     raise RuntimeError("no VmRSS")
 
 
-def run(python: str, config: Path, extra_env: dict):
+def memory_split(pid: int, bin_path: Path) -> dict:
+    """MiB of the process's anonymous and file-backed resident memory, and of the .bin's pages."""
+    target, inside, split = os.path.realpath(bin_path), False, {"anon": 0.0, "rss": 0.0, "bin": 0.0}
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            fields = line.split()
+            if "-" in fields[0] and not fields[0].endswith(":"):
+                inside = len(fields) >= 6 and fields[5] == target
+            elif fields[0] == "Rss:":
+                split["rss"] += int(fields[1]) / 1024
+                split["bin"] += int(fields[1]) / 1024 if inside else 0.0
+            elif fields[0] == "Anonymous:":
+                split["anon"] += int(fields[1]) / 1024
+    return {"anon": split["anon"], "files": split["rss"] - split["anon"], "bin": split["bin"]}
+
+
+class Stats:
+    """The daemon's stats messages: fps over the measured window from frames processed."""
+
+    def __init__(self, port: int):
+        self.received = []
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        self.client.on_message = lambda c, u, m: self.received.append(
+            (time.monotonic(), json.loads(m.payload))) if m.topic.endswith("/stats") else None
+        self.client.connect("127.0.0.1", port)
+        self.client.subscribe("#")
+        self.client.loop_start()
+
+    def fps(self, since: float) -> float:
+        window = [s for t, s in self.received if t >= since]
+        if len(window) < 2:
+            return float("nan")
+        first, last = window[0], window[-1]
+        return ((last["frames"]["processed"] - first["frames"]["processed"])
+                / (last["uptime_s"] - first["uptime_s"]))
+
+    def close(self):
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def run(python: str, command: list, extra_env: dict, bin_path: Path, stats=None):
     env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
     env.update(extra_env, PYTHONPATH=str(REPO))
-    proc = subprocess.Popen([python, "-m", "edge_app", "run", "--config", str(config)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # cwd: `python -m` puts the working directory before PYTHONPATH; run this checkout's daemon
+    proc = subprocess.Popen([python, *command], env=env, cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    counts, stages = [], {}
+    reader = threading.Thread(target=read_lines, args=(proc.stdout, counts, stages), daemon=True)
+    reader.start()
     samples = []
     try:
         start = time.monotonic()
+        if stats is not None:
+            stats.received.clear()
         while time.monotonic() - start < WARMUP + SECONDS:
             if proc.poll() is not None:
-                raise SystemExit(f"edge-app run ended early ({proc.returncode}):\n{proc.stderr.read()[-2000:]}")
+                raise SystemExit(f"{command[:2]} ended early ({proc.returncode}):\n{proc.stderr.read()[-2000:]}")
             if time.monotonic() - start >= WARMUP:
                 samples.append(rss_mib(proc.pid))
             time.sleep(0.2)
+        split = memory_split(proc.pid, bin_path)
     finally:
         proc.terminate()
         proc.wait(30)
-    return max(samples), statistics.median(samples)
+        reader.join(5)
+    if stats is not None:
+        fps = stats.fps(start + WARMUP)
+    else:
+        window = [(t, n) for t, n in counts if t >= start + WARMUP]
+        fps = (window[-1][1] - window[0][1]) / (window[-1][0] - window[0][0]) if len(window) > 1 else float("nan")
+    return {"peak": max(samples), "median": statistics.median(samples), "fps": fps, "stages": stages, **split}
+
+
+def read_lines(stream, counts, stages):
+    """OpenVINO alone's output: "stage <name> <rss MiB> <anon MiB>", then "<time> <inferences>"."""
+    for line in stream:
+        fields = line.split()
+        if fields[0] == "stage":
+            stages[fields[1]] = (float(fields[2]), float(fields[3]))
+        else:
+            counts.append((float(fields[0]), float(fields[1])))
 
 
 def main():
@@ -103,43 +219,81 @@ def main():
         broker = subprocess.Popen([broker_bin, "-c", str(tmp / "m.conf")], stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL)
         try:
+            time.sleep(0.5)
+            stats = Stats(port)
             voc, _, _ = random_model(DARKNET_CFG / "yolov2-tiny-voc.cfg", tmp / "model", fp16=True)
             clip = make_clip(tmp / "clip.avi")
             for name, model_dir in (("demo model", REPO / "demo" / "model"), ("yolov2-tiny-voc 416", voc)):
-                measure_model(name, model_dir, clip, port, tmp)
+                measure_model(name, model_dir, clip, port, tmp, stats)
+            stats.close()
         finally:
             broker.kill()
             broker.wait()
     print("goal: peak <= 200 MB (190.7 MiB) on both stacks")
 
 
-def measure_model(name, model_dir, clip, port, tmp):
+def measure_model(name, model_dir, clip, port, tmp, stats):
+    from edge_app import metadata
+
+    info = metadata.load(model_dir)
     config = tmp / "edge-app.toml"
     sections = {"model": {"path": str(model_dir), "device": "CPU", "fallback": ""},
-                "source": {"uri": str(clip), "loop": True, "realtime": False},
+                "source": {"uri": str(clip), "loop": True, "realtime": False, "every_frame": True},
                 "mqtt": {"host": "127.0.0.1", "port": port, "device_id": "rss", "stats_interval": 5.0},
                 "service": {"log_level": "warning"}}
     config.write_text("".join(f"[{section}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items())
                               for section, values in sections.items()))
+    daemon = ["-m", "edge_app", "run", "--config", str(config)]
+    commands = {"daemon": daemon, "daemon, glibc arenas": daemon,
+                "OpenVINO alone": ["-c", ALONE, str(info.xml), "THROUGHPUT"],
+                "OpenVINO alone, 1 stream": ["-c", ALONE, str(info.xml), "LATENCY"]}
+    bin_mib = info.bin.stat().st_size / MIB
+    weights = f"{info.precision} IR, .bin {bin_mib:.1f} MiB" + (
+        f", {2 * bin_mib:.0f} MiB as the CPU plugin's FP32" if info.precision == "FP16" else "")
     for python in pythons():
-        version = subprocess.run([python, "-c", "import sys; print(sys.version.split()[0])"],
-                                 capture_output=True, text=True).stdout.strip()
-        peaks = {mode: [] for mode in MODES}
-        medians = {mode: [] for mode in MODES}
-        names = list(MODES)
+        version = subprocess.run([python, "-c", "import sys; from edge_app.runtime import openvino_api; "
+                                  "print(sys.version.split()[0], 'OpenVINO', openvino_api()[2].split('-')[0])"],
+                                 capture_output=True, text=True, cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)))
+        results = {config_name: [] for config_name in CONFIGS}
+        names = list(CONFIGS)
         for r in range(ROUNDS):
-            for mode in names[r % len(names):] + names[:r % len(names)]:
-                peak, median = run(python, config, MODES[mode])
-                peaks[mode].append(peak)
-                medians[mode].append(median)
-        print(f"{name}, Python {version} ({python}), {SECONDS:g} s at full speed x {ROUNDS} rounds:",
-              flush=True)
-        for mode in names:
-            print(f"   {mode:20s} peak RSS {fmt(peaks[mode])} MiB, median RSS {fmt(medians[mode])} MiB")
+            for config_name in names[r % len(names):] + names[:r % len(names)]:
+                is_daemon = config_name.startswith("daemon")
+                env = GLIBC_ARENAS if config_name == "daemon, glibc arenas" else {}
+                results[config_name].append(run(python, commands[config_name], env, info.bin,
+                                                stats if is_daemon else None))
+        print(f"{name} ({info.width}x{info.height}, {weights}), Python {version.stdout.strip()} ({python}), "
+              f"{SECONDS:g} s at full speed x {ROUNDS} rounds:", flush=True)
+        for config_name in names:
+            runs = results[config_name]
+            print(f"   {config_name:24s} peak RSS {fmt(runs, 'peak')} MiB, median {fmt(runs, 'median')}; "
+                  f"anon {fmt(runs, 'anon')}, file-backed {fmt(runs, 'files')} of which the .bin "
+                  f"{fmt(runs, 'bin')}; {fmt(runs, 'fps', '.3g')} fps")
+        alone = results["OpenVINO alone"]
+        imports = [r["stages"]["imports"] for r in alone]  # (rss, anon) MiB
+        compiled = [r["stages"]["compiled"] for r in alone]
+        print(f"   OpenVINO alone by stage: imports {fmt_values([i[0] for i in imports])} "
+              f"(anon {fmt_values([i[1] for i in imports])}), compiling "
+              f"{fmt_values([c[0] - i[0] for c, i in zip(compiled, imports)], '+.0f')} "
+              f"(anon {fmt_values([c[1] - i[1] for c, i in zip(compiled, imports)], '+.0f')}), requests running "
+              f"{fmt_values([r['peak'] - c[0] for r, c in zip(alone, compiled)], '+.0f')} "
+              f"(anon {fmt_values([r['anon'] - c[1] for r, c in zip(alone, compiled)], '+.0f')}) MiB")
+        one = results["OpenVINO alone, 1 stream"]
+        print(f"   OpenVINO alone, 1 stream against THROUGHPUT's streams: "
+              f"{fmt_values([o['peak'] - a['peak'] for o, a in zip(one, alone)], '+.0f')} MiB peak, fps "
+              f"x{fmt_values([o['fps'] / a['fps'] for o, a in zip(one, alone)], '.2f')} (per round)")
+        above = [d["peak"] - (a["peak"] - a["bin"]) for d, a in zip(results["daemon"], results["OpenVINO alone"])]
+        speed = [d["fps"] / a["fps"] for d, a in zip(results["daemon"], results["OpenVINO alone"])]
+        print(f"   daemon above OpenVINO alone without its .bin pages: {fmt_values(above, '+.0f')} MiB "
+              f"(peak, per round); fps x{fmt_values(speed, '.2f')}", flush=True)
 
 
-def fmt(values):
-    return f"{statistics.median(values):.0f} [{min(values):.0f}–{max(values):.0f}]"
+def fmt(runs, key, spec=".0f"):
+    return fmt_values([run[key] for run in runs], spec)
+
+
+def fmt_values(values, spec=".0f"):
+    return f"{statistics.median(values):{spec}} [{min(values):{spec}}–{max(values):{spec}}]"
 
 
 if __name__ == "__main__":
