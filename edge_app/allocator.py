@@ -2,8 +2,11 @@
 
 glibc gives threads that contend for malloc their own arenas, up to 8 per core on 64-bit (2 per
 core on 32-bit), and each arena keeps freed memory for reuse. With OpenVINO's, OpenCV's and the
-stages' threads all allocating per frame, the daemon's RSS at full speed swings between
-~170 and ~350 MiB without leaking; two arenas keep it flat (benchmarks/bench_rss.py).
+stages' threads all allocating per frame, two arenas keep the daemon's RSS at full speed 2-19 MiB
+below glibc's default (benchmarks/bench_rss.py). glibc's other knobs (MALLOC_MMAP_THRESHOLD_,
+MALLOC_TRIM_THRESHOLD_, one arena, malloc_trim after loading the model) were tried on the 416
+model on both stacks and moved its peak by 3 MiB at most: neither the daemon nor the systemd
+unit sets them.
 """
 from __future__ import annotations
 
