@@ -113,5 +113,6 @@ def attach(publisher, *, prefix: str, device_id: str, configs: Dict[str, Dict[st
             publish_all()
 
     publisher.connect_hooks.append(publish_all)
+    publisher.reserve(len(configs))
     publisher.subscribe(node_filter(prefix, device_id), on_config)
     publisher.subscribe(f"{prefix}/status", on_status)

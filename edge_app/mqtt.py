@@ -42,6 +42,13 @@ log = logging.getLogger(__name__)
 
 AVAILABLE, DETECTIONS, STATS = "available", "detections", "stats"
 STOP_GRACE = 5.0  # seconds a stop waits for an absent broker (well inside systemd's stop timeout)
+# paho's own queue is a backstop (a broker that takes messages but never acknowledges them), not
+# a policy. On a connect it holds at once, before any PUBACK can come back: "online", the flushed
+# outage queue, what the on-connect hooks send (discovery: 3 configs per class) and the frames
+# produced while those are acknowledged. This margin covers the last and the hooks' declared
+# bursts are added (reserve()); sized from the outage queue alone, a small queue_limit dropped
+# frames and discovery configs on every reconnect.
+IN_FLIGHT_MARGIN = 64
 
 
 class Publisher:
@@ -74,9 +81,7 @@ class Publisher:
         client_id = self.cfg.client_id or f"edge-app-{config.device_id}"
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                              clean_session=True)
-        # paho's own queue holds what was in flight at a disconnect plus a flushed outage
-        # queue; the limit is a backstop
-        client.max_queued_messages_set(2 * self.cfg.queue_limit)
+        self._connect_burst = 1  # "online"
         client.reconnect_delay_set(max(1, int(self.cfg.reconnect_min)),
                                    max(1, int(self.cfg.reconnect_max)))
         client.will_set(self.topic(AVAILABLE), "offline", qos=1, retain=True)
@@ -87,6 +92,15 @@ class Publisher:
         client.on_publish = self._on_publish
         client.on_message = self._on_message
         self.client = client
+        self._size_paho_queue()
+
+    def _size_paho_queue(self) -> None:
+        self.client.max_queued_messages_set(self.cfg.queue_limit + self._connect_burst + IN_FLIGHT_MARGIN)
+
+    def reserve(self, messages: int) -> None:
+        """An on-connect hook declares how many messages it sends at once (see IN_FLIGHT_MARGIN)."""
+        self._connect_burst += messages
+        self._size_paho_queue()
 
     def topic(self, leaf: str) -> str:
         return f"{self.base}/{leaf}"
