@@ -42,7 +42,7 @@ IPC = (0.5, 0.8)
 GOALS = {"camera at network size": 5.0, "host resizes 640x480": 12.0}
 NO_WIDE_VECTORS = {"OPENBLAS_NUM_THREADS": "1","NPY_DISABLE_CPU_FEATURES": "AVX AVX2 FMA3 F16C AVX512F AVX512CD AVX512_SKX",
                    "OPENCV_CPU_DISABLE": "AVX,AVX2,FMA3,FP16,AVX_512F,AVX512_SKX",
-                   "EDGE_APP_NATIVE_SIMD": "baseline"}
+                   "EDGE_APP_NATIVE_SIMD": "128"}
 
 
 def build_marks(folder: Path) -> Path:

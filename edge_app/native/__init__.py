@@ -4,8 +4,9 @@ every Python version, and building needs a C compiler but no python3-dev).
 Built at install time when a C compiler is there (setup.py / deploy/pi/setup_edge.py, from
 build_spec.py); the library is optional: without it the numpy versions in edge_app.preprocess
 compute the same values, more slowly. EDGE_APP_NATIVE=0 turns it off (for comparisons);
-EDGE_APP_NATIVE_SIMD=baseline keeps it to its 128-bit loops on x86-64 (what the Pi estimate
-counts) instead of AVX2.
+EDGE_APP_NATIVE_SIMD picks the instruction set on x86-64 (see dkresize.c): `plain` (C loops
+only), `128` (128-bit byte shuffles, NEON's width: what the Pi estimate counts), default the
+best the CPU has.
 """
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from pathlib import Path
 from typing import Optional, Tuple
 
 HERE = Path(__file__).resolve().parent
-ABI_VERSION = 5
+ABI_VERSION = 6
+SIMD_LEVELS = {"plain": 0, "128": 1, "best": 2}
+LEVEL_NAMES = ("plain C loops", "128-bit shuffles", "256-bit shuffles")
 _state: Optional[Tuple[Optional[ctypes.CDLL], str]] = None
 
 
@@ -48,8 +51,12 @@ def _load() -> Tuple[Optional[ctypes.CDLL], str]:
     lib.dk_scratch_floats.restype = ctypes.c_long
     lib.dk_set_simd.argtypes = [i]
     lib.dk_set_simd.restype = i
-    level = lib.dk_set_simd(0 if os.environ.get("EDGE_APP_NATIVE_SIMD") == "baseline" else 1)
-    return lib, f"loaded {path.name} ({'AVX2' if level else 'baseline'} loops)"
+    wanted = os.environ.get("EDGE_APP_NATIVE_SIMD", "best")
+    if wanted not in SIMD_LEVELS:
+        return None, (f"EDGE_APP_NATIVE_SIMD={wanted!r} is not one of {', '.join(SIMD_LEVELS)}; "
+                      "unset it or pick one")
+    level = lib.dk_set_simd(SIMD_LEVELS[wanted])
+    return lib, f"loaded {path.name} ({LEVEL_NAMES[level]})"
 
 
 def library() -> Optional[ctypes.CDLL]:

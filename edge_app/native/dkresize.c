@@ -25,19 +25,27 @@
 #define LITTLE_ENDIAN_CPU 0
 #endif
 
-/* The vectorizable loops are compiled twice on x86-64: for the baseline (SSE2, 128-bit like the
- * Pi's NEON) and for AVX2, picked at run time when the CPU has it, or by dk_set_simd (the Pi
- * estimate counts baseline instructions). Same operations, so the same values. */
+/* Three levels, picked at run time from what the CPU has, or by dk_set_simd:
+ *   0 plain C: the gather in scalar code, the loops vectorized by the compiler for the target's
+ *     baseline (SSE2 on x86-64);
+ *   1 128-bit byte shuffles for the gather (x86-64: SSSE3; what NEON's vtbl does on the Pi, so
+ *     the Pi estimate counts this level);
+ *   2 256-bit (x86-64: AVX2) shuffles and loops.
+ * The same float operations in the same order at every level, so the same values. */
 #if defined(__GNUC__) && defined(__x86_64__)
-#define HAVE_AVX2_CLONE 1
+#define HAVE_X86_CLONES 1
+#include <immintrin.h>
 #else
-#define HAVE_AVX2_CLONE 0
+#define HAVE_X86_CLONES 0
 #endif
 
 /* floats of scratch the caller provides */
 long dk_scratch_floats(int in_w, int ch, int out_w) {
     (void)in_w;
-    return 8L * out_w * ch + 2; /* the byte gathers write two bytes past their out_w * ch */
+    /* part0/1, w0/1, o0/1, g0/1 (the byte gathers write two bytes past their n), and the
+     * shuffle plan: a window offset per group of 4 elements and two 16-byte masks per group */
+    long n = (long)out_w * ch;
+    return 8L * n + 2 + (n / 4 + 1) + 2 * 4 * (n / 4 + 1);
 }
 
 /* per output element j = c * ch + k: its two input elements and weights */
@@ -84,6 +92,16 @@ static void gather_u8(const uint8_t *restrict row, int in_w, int ch, int out_w,
     }
 }
 
+static void weigh_u8(const uint8_t *restrict g0, const uint8_t *restrict g1, int n,
+                     const float *restrict w0, const float *restrict w1,
+                     float *restrict part) {
+    for (int j = 0; j < n; ++j) {
+        float left = w0[j] * (float)g0[j];
+        float right = w1[j] * (float)g1[j];
+        part[j] = left + right;
+    }
+}
+
 static void horizontal_f32(const float *restrict row, int n, const int32_t *restrict o0,
                            const int32_t *restrict o1, const float *restrict w0,
                            const float *restrict w1, float *restrict part) {
@@ -94,12 +112,109 @@ static void horizontal_f32(const float *restrict row, int n, const int32_t *rest
     }
 }
 
+
+/* The shuffle plan of the horizontal pass on bytes. Per group of 4 consecutive output elements:
+ * `base`, the offset in the row of a 16-byte window holding all 8 input bytes the group reads
+ * (-1 when they span more than 16 bytes, e.g. a strong downscale: that group takes the plain
+ * path), and two shuffles that pick each element's first (mask0) and second (mask1) input byte
+ * from the window, zero-extended to 32 bits (index 0x80: a zero byte; on NEON's vtbl any index
+ * past the table gives a zero too). A window never reaches past the row's last byte. */
+static int plan_shuffles(int row_len, int n, const int32_t *o0, const int32_t *o1, int32_t *base,
+                         uint8_t *mask0, uint8_t *mask1) {
+    const int groups = n / 4;
+    for (int g = 0; g < groups; ++g) {
+        int lo = o0[4 * g], hi = o0[4 * g];
+        for (int e = 0; e < 4; ++e) {
+            int a = o0[4 * g + e], b = o1[4 * g + e];
+            lo = a < lo ? a : lo; lo = b < lo ? b : lo;
+            hi = a > hi ? a : hi; hi = b > hi ? b : hi;
+        }
+        if (row_len < 16 || hi - lo > 15) {
+            base[g] = -1;
+            continue;
+        }
+        int at = lo < row_len - 16 ? lo : row_len - 16; /* hi <= row_len - 1, so hi - at <= 15 */
+        base[g] = at;
+        for (int e = 0; e < 4; ++e) {
+            for (int z = 1; z < 4; ++z) mask0[16 * g + 4 * e + z] = mask1[16 * g + 4 * e + z] = 0x80;
+            mask0[16 * g + 4 * e] = (uint8_t)(o0[4 * g + e] - at);
+            mask1[16 * g + 4 * e] = (uint8_t)(o1[4 * g + e] - at);
+        }
+    }
+    return groups;
+}
+
+/* Everything a horizontal pass on bytes needs, computed once per resize. */
+struct taps {
+    int n;                            /* output elements per row: out_w * ch */
+    const int32_t *o0, *o1;           /* each element's two input bytes */
+    const float *w0, *w1;             /* and their weights */
+    int in_w, ch, out_w;
+    const int32_t *x0, *x1;           /* per output column (the plain gather) */
+    uint8_t *g0, *g1;                 /* the plain gather's buffers */
+    int groups;                       /* n / 4 */
+    const int32_t *base;              /* the shuffle plan */
+    const uint8_t *mask0, *mask1;
+};
+
+/* the elements [from, to) one by one: as the loops compute them, in scalar code */
+static void horizontal_u8_scalar(const uint8_t *row, const struct taps *t, int from, int to,
+                                 float *part) {
+    for (int j = from; j < to; ++j) {
+        float left = t->w0[j] * (float)row[t->o0[j]];
+        float right = t->w1[j] * (float)row[t->o1[j]];
+        part[j] = left + right;
+    }
+}
+
+#if HAVE_X86_CLONES
+static __attribute__((target("ssse3"))) void horizontal_u8_ssse3(const uint8_t *row,
+                                                                 const struct taps *t, float *part) {
+    for (int g = 0; g < t->groups; ++g) {
+        const int j = 4 * g;
+        if (t->base[g] < 0) {
+            horizontal_u8_scalar(row, t, j, j + 4, part);
+            continue;
+        }
+        __m128i window = _mm_loadu_si128((const __m128i *)(row + t->base[g]));
+        __m128 first = _mm_cvtepi32_ps(_mm_shuffle_epi8(window, _mm_loadu_si128((const __m128i *)(t->mask0 + 16 * g))));
+        __m128 second = _mm_cvtepi32_ps(_mm_shuffle_epi8(window, _mm_loadu_si128((const __m128i *)(t->mask1 + 16 * g))));
+        __m128 left = _mm_mul_ps(_mm_loadu_ps(t->w0 + j), first);
+        __m128 right = _mm_mul_ps(_mm_loadu_ps(t->w1 + j), second);
+        _mm_storeu_ps(part + j, _mm_add_ps(left, right));
+    }
+    horizontal_u8_scalar(row, t, 4 * t->groups, t->n, part);
+}
+
+/* two groups at a time: each 128-bit lane shuffles its own group's window */
+static __attribute__((target("avx2"))) void horizontal_u8_avx2(const uint8_t *row,
+                                                               const struct taps *t, float *part) {
+    int g = 0;
+    for (; g + 1 < t->groups; g += 2) {
+        const int j = 4 * g;
+        if (t->base[g] < 0 || t->base[g + 1] < 0) {
+            horizontal_u8_scalar(row, t, j, j + 8, part);
+            continue;
+        }
+        __m256i window = _mm256_inserti128_si256(
+            _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(row + t->base[g]))),
+            _mm_loadu_si128((const __m128i *)(row + t->base[g + 1])), 1);
+        __m256 first = _mm256_cvtepi32_ps(_mm256_shuffle_epi8(window, _mm256_loadu_si256((const __m256i *)(t->mask0 + 16 * g))));
+        __m256 second = _mm256_cvtepi32_ps(_mm256_shuffle_epi8(window, _mm256_loadu_si256((const __m256i *)(t->mask1 + 16 * g))));
+        __m256 left = _mm256_mul_ps(_mm256_loadu_ps(t->w0 + j), first);
+        __m256 right = _mm256_mul_ps(_mm256_loadu_ps(t->w1 + j), second);
+        _mm256_storeu_ps(part + j, _mm256_add_ps(left, right));
+    }
+    horizontal_u8_scalar(row, t, 4 * g, t->n, part);
+}
+#endif
+
 #define ATTR
 #define NAME(f) f##_base
 #include "dkresize_kernels.h"
 #undef ATTR
 #undef NAME
-#if HAVE_AVX2_CLONE
+#if HAVE_X86_CLONES
 #define ATTR __attribute__((target("avx2")))
 #define NAME(f) f##_avx2
 #include "dkresize_kernels.h"
@@ -107,25 +222,34 @@ static void horizontal_f32(const float *restrict row, int n, const int32_t *rest
 #undef NAME
 #endif
 
+/* the plain horizontal pass: scalar gather, then the compiler-vectorized arithmetic */
+static void horizontal_u8_plain(const uint8_t *row, const struct taps *t, float *part) {
+    gather_u8(row, t->in_w, t->ch, t->out_w, t->x0, t->x1, t->g0, t->g1);
+    weigh_u8(t->g0, t->g1, t->n, t->w0, t->w1, part);
+}
+
 struct kernels {
-    void (*weigh_u8)(const uint8_t *, const uint8_t *, int, const float *, const float *, float *);
+    int level;
+    void (*horizontal_u8)(const uint8_t *, const struct taps *, float *);
     void (*vertical_u8)(const float *, const float *, float, float, uint8_t *, int);
     void (*vertical_f32)(const float *, const float *, float, float, float *, int);
 };
-static const struct kernels base = {weigh_u8_base, vertical_u8_base, vertical_f32_base};
-#if HAVE_AVX2_CLONE
-static const struct kernels avx2 = {weigh_u8_avx2, vertical_u8_avx2, vertical_f32_avx2};
+static const struct kernels plain = {0, horizontal_u8_plain, vertical_u8_base, vertical_f32_base};
+#if HAVE_X86_CLONES
+static const struct kernels ssse3 = {1, horizontal_u8_ssse3, vertical_u8_base, vertical_f32_base};
+static const struct kernels avx2 = {2, horizontal_u8_avx2, vertical_u8_avx2, vertical_f32_avx2};
 #endif
 static const struct kernels *kernels = NULL;
 
-/* level: 0 the baseline loops, 1 AVX2 when the CPU has it (the default). Returns the level in use. */
+/* The highest level up to `level` the CPU has (see the top of this file); returns it. */
 int dk_set_simd(int level) {
-    kernels = &base;
-#if HAVE_AVX2_CLONE
+    kernels = &plain;
+#if HAVE_X86_CLONES
     __builtin_cpu_init();
-    if (level > 0 && __builtin_cpu_supports("avx2")) kernels = &avx2;
+    if (level >= 1 && __builtin_cpu_supports("ssse3")) kernels = &ssse3;
+    if (level >= 2 && __builtin_cpu_supports("avx2")) kernels = &avx2;
 #endif
-    return kernels == &base ? 0 : 1;
+    return kernels->level;
 }
 /* One resize; `u8` says whether `in` and `out` are uint8_t (else float). */
 static void resize(const void *in, int in_stride, int in_w, int ch, void *out, int out_h, int out_w,
@@ -136,9 +260,13 @@ static void resize(const void *in, int in_stride, int in_w, int ch, void *out, i
     float *part0 = scratch, *part1 = scratch + n, *w0 = scratch + 2 * n, *w1 = scratch + 3 * n;
     int32_t *o0 = (int32_t *)(scratch + 4 * n), *o1 = (int32_t *)(scratch + 5 * n);
     uint8_t *g0 = (uint8_t *)(scratch + 6 * n), *g1 = (uint8_t *)(scratch + 7 * n + 1); /* n+4 bytes apart at least */
-    if (!kernels) dk_set_simd(1);
+    int32_t *base = (int32_t *)(scratch + 8 * n + 2);
+    uint8_t *mask0 = (uint8_t *)(base + n / 4 + 1), *mask1 = mask0 + 16 * (n / 4 + 1);
+    if (!kernels) dk_set_simd(2);
     const struct kernels *k = kernels;
     expand_taps(ch, out_w, x0, x1, a0, a1, o0, o1, w0, w1);
+    struct taps t = {n, o0, o1, w0, w1, in_w, ch, out_w, x0, x1, g0, g1, 0, base, mask0, mask1};
+    if (u8 && k->level > 0) t.groups = plan_shuffles(in_w * ch, n, o0, o1, base, mask0, mask1);
     int held0 = -1, held1 = -1; /* which input row each part buffer holds */
     for (int r = 0; r < out_h; ++r) {
         for (int which = 0; which < 2; ++which) {
@@ -151,9 +279,7 @@ static void resize(const void *in, int in_stride, int in_w, int ch, void *out, i
             }
             float *part = which ? part1 : part0;
             if (u8) {
-                gather_u8((const uint8_t *)in + (ptrdiff_t)want * in_stride, in_w, ch, out_w, x0, x1,
-                          g0, g1);
-                k->weigh_u8(g0, g1, n, w0, w1, part);
+                k->horizontal_u8((const uint8_t *)in + (ptrdiff_t)want * in_stride, &t, part);
             } else {
                 horizontal_f32((const float *)in + (ptrdiff_t)want * in_stride, n, o0, o1, w0, w1,
                                part);
@@ -183,4 +309,4 @@ void dk_resize_f32(const float *in, int in_stride, int in_w, int ch, float *out,
     resize(in, in_stride, in_w, ch, out, out_h, out_w, x0, x1, a0, a1, y0, y1, b0, b1, scratch, 0);
 }
 
-int dk_abi_version(void) { return 5; }
+int dk_abi_version(void) { return 6; }

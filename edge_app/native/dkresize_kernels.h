@@ -1,15 +1,5 @@
 /* The vectorizable loops of dkresize.c, included once per instruction set with ATTR (the
  * target attribute) and NAME (the suffixed function name) defined by the includer. */
-static ATTR void NAME(weigh_u8)(const uint8_t *restrict g0, const uint8_t *restrict g1, int n,
-                            const float *restrict w0, const float *restrict w1,
-                            float *restrict part) {
-    for (int j = 0; j < n; ++j) {
-        float left = w0[j] * (float)g0[j];
-        float right = w1[j] * (float)g1[j];
-        part[j] = left + right;
-    }
-}
-
 static ATTR void NAME(vertical_u8)(const float *restrict part0, const float *restrict part1, float b0,
                                float b1, uint8_t *restrict out, int n) {
     for (int j = 0; j < n; ++j) {
