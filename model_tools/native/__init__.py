@@ -15,57 +15,25 @@ training box needs no new wheel for it.
 from __future__ import annotations
 
 import ctypes
-import os
 from pathlib import Path
-from typing import Optional, Tuple
+
+from edge_app.native.loader import CompiledLibrary
 
 HERE = Path(__file__).resolve().parent
 ABI_VERSION = 3
-_state: Optional[Tuple[Optional[ctypes.CDLL], str]] = None
 
 
-def _find() -> Optional[Path]:
-    # named like an extension module (_logscan.cpython-311-x86_64-linux-gnu.so) by setuptools; it
-    # holds no Python code, so any of them fits any interpreter on the machine that built it
-    found = sorted(HERE.glob("_logscan*.so")) + sorted(HERE.glob("_logscan*.pyd"))
-    return found[0] if found else None
-
-
-def _load() -> Tuple[Optional[ctypes.CDLL], str]:
-    if os.environ.get("MODEL_TOOLS_NATIVE", "1") == "0":
-        return None, "turned off by MODEL_TOOLS_NATIVE=0"
-    path = _find()
-    if path is None:
-        return None, ("not built (no C compiler when model_tools was installed); install gcc and "
-                      "reinstall, or run `python setup.py build_ext --inplace` in the checkout")
-    try:
-        lib = ctypes.CDLL(str(path))
-        if lib.ls_abi_version() != ABI_VERSION:
-            return None, f"{path.name} is from another version of model_tools; rebuild it"
-    except (OSError, AttributeError) as exc:  # e.g. built for another machine
-        return None, f"{path.name} cannot be loaded ({exc}); rebuild it on this machine"
-    p = ctypes.c_void_p
-    lng = ctypes.c_long
+def _configure(lib: ctypes.CDLL) -> str:
+    p, lng = ctypes.c_void_p, ctypes.c_long
     lib.ls_scan.argtypes = [p, lng, ctypes.c_char_p, lng, p, p, p, p, p, lng, p, p]
     lib.ls_scan.restype = ctypes.c_long
-    return lib, f"loaded {path.name}"
+    return ""
 
 
-def library() -> Optional[ctypes.CDLL]:
-    """The loaded library, or None (see status())."""
-    global _state
-    if _state is None:
-        _state = _load()
-    return _state[0]
-
-
-def status() -> str:
-    library()
-    assert _state is not None
-    return _state[1]
-
-
-def reset() -> None:
-    """Forget the loaded state (tests switch MODEL_TOOLS_NATIVE)."""
-    global _state
-    _state = None
+LIBRARY = CompiledLibrary(HERE, "_logscan", "ls_abi_version", ABI_VERSION, "MODEL_TOOLS_NATIVE",
+                          not_built="install gcc and reinstall, or run `python setup.py build_ext "
+                                    "--inplace` in the checkout",
+                          rebuild="rebuild it", configure=_configure)
+library = LIBRARY.library
+status = LIBRARY.status
+reset = LIBRARY.reset
