@@ -200,7 +200,7 @@ def test_a_library_built_for_another_machine_is_refused_with_a_reason(tmp_path, 
 
     fake = tmp_path / "_dkresize.cpython-39-arm-linux-gnueabihf.so"
     fake.write_bytes(b"\x7fELF not really")
-    monkeypatch.setattr(native, "HERE", tmp_path)
+    monkeypatch.setattr(native.LIBRARY, "folder", tmp_path)
     native.reset()
     try:
         assert native.library() is None
@@ -208,3 +208,17 @@ def test_a_library_built_for_another_machine_is_refused_with_a_reason(tmp_path, 
     finally:
         monkeypatch.undo()
         native.reset()
+
+
+def test_an_unknown_simd_level_is_refused_with_a_reason(monkeypatch, native_lib):
+    from edge_app import native
+
+    monkeypatch.setenv("EDGE_APP_NATIVE_SIMD", "avx512")
+    native.reset()
+    try:
+        assert native.library() is None
+        assert "EDGE_APP_NATIVE_SIMD='avx512' is not one of plain, 128, best" in native.status()
+    finally:
+        monkeypatch.delenv("EDGE_APP_NATIVE_SIMD")
+        native.reset()
+    assert native.library() is not None
