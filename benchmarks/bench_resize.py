@@ -2,8 +2,9 @@
 (edge_app.preprocess, what `export` sets by default; compiled in edge_app.native, numpy when the
 library is not built) against cv2.resize INTER_LINEAR (the cheapest resize OpenCV offers with
 linear interpolation), timed in the same run, interleaved round by round. Also the letterboxed
-variant (pjreddie models), and both sides on one thread (the CPU each costs, what a Pi whose
-cores are busy pays).
+variant (pjreddie models), both sides on one thread (the CPU each costs, what a Pi whose cores
+are busy pays), and the compiled resize held to 128-bit vectors (EDGE_APP_NATIVE_SIMD=128: NEON's
+width, the level a Pi 3 runs) and to its plain C loops.
 
 Each figure: milliseconds per frame as median [min–max] over the rounds; each ratio is taken
 within a round (darknet resize time / cv2.resize time: the goal is ≤ 1.5).
@@ -34,6 +35,19 @@ def one_thread(fn):
     return call
 
 
+def at_level(level, fn):
+    """fn with the compiled resize held to an instruction-set level for the call (edge_app.native)."""
+    lib = native.library()
+
+    def call():
+        lib.dk_set_simd(level)
+        try:
+            return fn()
+        finally:
+            lib.dk_set_simd(native.SIMD_LEVELS["best"])
+    return call
+
+
 def main(rounds: int = 15) -> None:
     rng = np.random.default_rng(0)
     frame = rng.integers(0, 256, (FRAME[1], FRAME[0], 3), dtype=np.uint8)
@@ -46,6 +60,10 @@ def main(rounds: int = 15) -> None:
         "cv2.resize, 1 thread": one_thread(lambda: prepare(frame, *NET, "resize", "opencv-linear")),
         "darknet, numpy fallback": lambda: preprocess._darknet_resize_numpy(frame, *NET, True),
     }
+    if native.library() is not None:
+        for name, level in (("darknet, 128-bit", "128"), ("darknet, plain C", "plain")):
+            cases[name] = at_level(native.SIMD_LEVELS[level],
+                                   lambda: prepare(frame, *NET, "resize", "darknet"))
     times = interleaved(cases, rounds, calls=20, warmup=3)
     print(f"{FRAME[0]}x{FRAME[1]} BGR frame -> {NET[0]}x{NET[1]} u8 network input; cv2 threads "
           f"{cv2.getNumThreads()}, darknet resize: {native.status()}, 1 thread; "
@@ -58,6 +76,9 @@ def main(rounds: int = 15) -> None:
     print(ratio_line("one thread each: darknet / cv2.resize", times["darknet"],
                      times["cv2.resize, 1 thread"]))
     print(ratio_line("numpy fallback / cv2.resize", times["darknet, numpy fallback"], times["cv2.resize"]))
+    for name in ("darknet, 128-bit", "darknet, plain C"):
+        if name in times:
+            print(ratio_line(f"{name} / cv2.resize", times[name], times["cv2.resize"]))
 
 
 if __name__ == "__main__":
