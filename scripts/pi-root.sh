@@ -45,7 +45,8 @@ debootstrap --arch=armhf --variant=minbase bullseye "$build/root" "$MIRROR" >"$b
   || { tail -n 20 "$build/log" >&2; echo "pi-root.sh: error: debootstrap failed" >&2; exit 1; }
 # the packages install.sh needs, preinstalled: dpkg under qemu-user takes 15+ minutes for
 # python3-opencv's ~270 dependencies, more than CI can spend on every run. install.sh still runs
-# its apt step for real (update, install: all present, as on a re-run).
+# its apt step for real: it installs apt-build-packages.txt (gcc, a minute or two), and
+# uninstall.sh --purge removes them again.
 cp /etc/resolv.conf "$build/root/etc/resolv.conf"
 mount -t proc proc "$build/root/proc"
 mapfile -t packages < <(grep -v '^#' "$REPO/deploy/pi/apt-packages.txt")

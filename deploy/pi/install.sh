@@ -13,7 +13,8 @@
 #
 # What it does:
 #   1. apt (--no-install-recommends): deploy/pi/apt-packages.txt (python3 venv, pip, numpy,
-#      opencv, systemd; libusb); python3-picamera2 when the archive has it (Raspberry Pi OS)
+#      opencv, systemd; libusb) and apt-build-packages.txt (gcc, for the compiled resize);
+#      python3-picamera2 when the archive has it (Raspberry Pi OS)
 #   2. the OpenVINO runtime, if given, unpacked into /opt/intel/openvino_2022 (plugins reported)
 #   3. udev rules for the stick (03e7:2485, 03e7:f63b)
 #   4. user and group edge-app (groups video, users, plugdev)
@@ -65,8 +66,10 @@ fi
 echo "==> apt packages"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-[ -f "$HERE/apt-packages.txt" ] || die "$HERE/apt-packages.txt missing: run install.sh from a full clone"
-mapfile -t wanted < <(grep -v '^#' "$HERE/apt-packages.txt")
+for list in apt-packages.txt apt-build-packages.txt; do
+  [ -f "$HERE/$list" ] || die "$HERE/$list missing: run install.sh from a full clone"
+done
+mapfile -t wanted < <(cat "$HERE/apt-packages.txt" "$HERE/apt-build-packages.txt" | grep -v '^#')
 if apt-cache show python3-picamera2 >/dev/null 2>&1; then
   wanted+=(python3-picamera2)
 else
@@ -83,12 +86,14 @@ make_dirs() {
     if [ ! -d "$dir" ]; then mkdir "$dir" && echo "$dir" >> "$STATE/created-dirs"; fi
   done
 }
-new=()
-for pkg in "${wanted[@]}"; do dpkg -s "$pkg" >/dev/null 2>&1 || new+=("$pkg"); done
+installed() { dpkg-query -W -f='${db:Status-Abbrev} ${binary:Package}\n' | awk '$1 == "ii" {print $2}' | sort; }
+had="$(installed)"
 apt-get install -y -qq --no-install-recommends "${wanted[@]}" >/dev/null
-# what this installer added, for `uninstall.sh --purge` (kept across re-runs)
+# every package this installer added, dependencies included (apt's autoremove keeps one that
+# another installed package merely suggests, binutils for one), for `uninstall.sh --purge`
+# (kept across re-runs)
 touch "$STATE/apt-packages"
-if ((${#new[@]})); then printf '%s\n' "${new[@]}" >> "$STATE/apt-packages"; fi
+comm -13 <(echo "$had") <(installed) >> "$STATE/apt-packages"
 
 if [ -n "$OPENVINO_SRC" ]; then
   echo "==> OpenVINO runtime"
