@@ -209,6 +209,24 @@ static void horizontal_u8_scalar(const uint8_t *row, const struct taps *t, int f
     }
 }
 
+/* The loop every shuffle level shares: a pair of groups at a time, by PAIR (an expression of
+ * base, pp and out, the pair's 8 output floats), or in scalar code when a group's window does not
+ * fit; the elements after the last pair in scalar code. */
+#define SHUFFLE_PASS(PAIR)                                                                     \
+    do {                                                                                       \
+        const int pairs = t->pairs; /* in locals: a vector store may alias *t */               \
+        const int32_t *restrict base = t->base;                                                \
+        const struct pair_plan *restrict pp = t->plan;                                         \
+        for (int p = 0; p < pairs; ++p, base += 2, ++pp) {                                     \
+            float *out = part + 8 * p;                                                         \
+            if ((base[0] | base[1]) < 0)                                                       \
+                horizontal_u8_scalar(row, t, 8 * p, 8 * p + 8, part);                          \
+            else                                                                               \
+                PAIR;                                                                          \
+        }                                                                                      \
+        horizontal_u8_scalar(row, t, 8 * pairs, t->n, part);                                   \
+    } while (0)
+
 #if HAVE_X86_CLONES
 static __attribute__((target("ssse3"))) __m128 group_ssse3(const uint8_t *row, int32_t base,
                                                             const struct pair_plan *pp, int half) {
@@ -220,20 +238,15 @@ static __attribute__((target("ssse3"))) __m128 group_ssse3(const uint8_t *row, i
     return _mm_add_ps(left, right);
 }
 
+static __attribute__((target("ssse3"))) void pair_ssse3(const uint8_t *row, const int32_t *base,
+                                                        const struct pair_plan *pp, float *out) {
+    _mm_storeu_ps(out, group_ssse3(row, base[0], pp, 0));
+    _mm_storeu_ps(out + 4, group_ssse3(row, base[1], pp, 1));
+}
+
 static __attribute__((target("ssse3"))) void horizontal_u8_ssse3(const uint8_t *row,
                                                                  const struct taps *t, float *part) {
-    const int pairs = t->pairs;
-    const int32_t *restrict base = t->base;
-    const struct pair_plan *restrict pp = t->plan;
-    for (int p = 0; p < pairs; ++p, base += 2, ++pp) {
-        if ((base[0] | base[1]) < 0) {
-            horizontal_u8_scalar(row, t, 8 * p, 8 * p + 8, part);
-            continue;
-        }
-        _mm_storeu_ps(part + 8 * p, group_ssse3(row, base[0], pp, 0));
-        _mm_storeu_ps(part + 8 * p + 4, group_ssse3(row, base[1], pp, 1));
-    }
-    horizontal_u8_scalar(row, t, 8 * pairs, t->n, part);
+    SHUFFLE_PASS(pair_ssse3(row, base, pp, out));
 }
 
 /* the vertical pass on 128-bit vectors: cvtps2dq rounds half to even (the default MXCSR mode),
@@ -255,27 +268,22 @@ static __attribute__((target("ssse3"))) void vertical_u8_ssse3(const float *part
     vertical_u8_base(part0 + j, part1 + j, b0, b1, out + j, n - j);
 }
 
-/* a pair at a time: each 128-bit lane shuffles its own group's window */
+/* each 128-bit lane shuffles its own group's window */
+static __attribute__((target("avx2"))) void pair_avx2(const uint8_t *row, const int32_t *base,
+                                                      const struct pair_plan *pp, float *out) {
+    __m256i window = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(row + base[0]))),
+        _mm_loadu_si128((const __m128i *)(row + base[1])), 1);
+    __m256 first = _mm256_cvtepi32_ps(_mm256_shuffle_epi8(window, _mm256_load_si256((const __m256i *)pp->mask0)));
+    __m256 second = _mm256_cvtepi32_ps(_mm256_shuffle_epi8(window, _mm256_load_si256((const __m256i *)pp->mask1)));
+    __m256 left = _mm256_mul_ps(_mm256_load_ps(pp->w0), first);
+    __m256 right = _mm256_mul_ps(_mm256_load_ps(pp->w1), second);
+    _mm256_storeu_ps(out, _mm256_add_ps(left, right));
+}
+
 static __attribute__((target("avx2"))) void horizontal_u8_avx2(const uint8_t *row,
                                                                const struct taps *t, float *part) {
-    const int pairs = t->pairs;
-    const int32_t *restrict base = t->base;
-    const struct pair_plan *restrict pp = t->plan;
-    for (int p = 0; p < pairs; ++p, base += 2, ++pp) {
-        if ((base[0] | base[1]) < 0) {
-            horizontal_u8_scalar(row, t, 8 * p, 8 * p + 8, part);
-            continue;
-        }
-        __m256i window = _mm256_inserti128_si256(
-            _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(row + base[0]))),
-            _mm_loadu_si128((const __m128i *)(row + base[1])), 1);
-        __m256 first = _mm256_cvtepi32_ps(_mm256_shuffle_epi8(window, _mm256_load_si256((const __m256i *)pp->mask0)));
-        __m256 second = _mm256_cvtepi32_ps(_mm256_shuffle_epi8(window, _mm256_load_si256((const __m256i *)pp->mask1)));
-        __m256 left = _mm256_mul_ps(_mm256_load_ps(pp->w0), first);
-        __m256 right = _mm256_mul_ps(_mm256_load_ps(pp->w1), second);
-        _mm256_storeu_ps(part + 8 * p, _mm256_add_ps(left, right));
-    }
-    horizontal_u8_scalar(row, t, 8 * pairs, t->n, part);
+    SHUFFLE_PASS(pair_avx2(row, base, pp, out));
 }
 #endif
 
@@ -301,19 +309,14 @@ static NEON_ATTR float32x4_t group_neon(const uint8_t *row, int32_t base, const 
     return vaddq_f32(left, right);
 }
 
+static NEON_ATTR void pair_neon(const uint8_t *row, const int32_t *base, const struct pair_plan *pp,
+                                float *out) {
+    vst1q_f32(out, group_neon(row, base[0], pp, 0));
+    vst1q_f32(out + 4, group_neon(row, base[1], pp, 1));
+}
+
 static NEON_ATTR void horizontal_u8_neon(const uint8_t *row, const struct taps *t, float *part) {
-    const int pairs = t->pairs;
-    const int32_t *restrict base = t->base;
-    const struct pair_plan *restrict pp = t->plan;
-    for (int p = 0; p < pairs; ++p, base += 2, ++pp) {
-        if ((base[0] | base[1]) < 0) {
-            horizontal_u8_scalar(row, t, 8 * p, 8 * p + 8, part);
-            continue;
-        }
-        vst1q_f32(part + 8 * p, group_neon(row, base[0], pp, 0));
-        vst1q_f32(part + 8 * p + 4, group_neon(row, base[1], pp, 1));
-    }
-    horizontal_u8_scalar(row, t, 8 * pairs, t->n, part);
+    SHUFFLE_PASS(pair_neon(row, base, pp, out));
 }
 
 static NEON_ATTR uint32x4_t vertical4_neon(const float *part0, const float *part1, float b0, float b1) {
