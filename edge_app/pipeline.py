@@ -1,5 +1,5 @@
 """The daemon's data path: capture → async inference → decode → publish, in threads joined by
-bounded hand-overs (a one-frame mailbox, N in-flight requests, a re-order buffer of at most N).
+bounded hand-overs (a one-frame mailbox, N in-flight requests, a re-order buffer of at most 2N).
 
 Each stage beats a heartbeat on every loop turn, busy or idle-waiting; a stage silent for
 service.stall_timeout is stalled, and the supervisor then stops the systemd watchdog pings so
@@ -70,11 +70,14 @@ class Inference(threading.Thread):
     """Takes the freshest frame, prepares it and submits it to the adapter; the callback stores
     the raw output (or the error) in the re-order buffer.
 
-    Back-pressure: a frame needs one of `jobs` slots, taken before the frame and given back
-    only when Output has handed the result to every sink (release()). Frames in flight plus
-    results waiting in the re-order buffer therefore never exceed `jobs`, whatever the sinks
-    do: a slow consumer slows inference down (the capture mailbox then drops the stale frames)
-    instead of growing memory."""
+    Back-pressure: a frame needs one of 2 x `jobs` slots, taken before the frame and given
+    back only when Output has handed the result to every sink (release()). At most `jobs`
+    frames are in flight (the adapter's requests), so at most 2 x `jobs` frames are held in
+    all, whatever the sinks do: a slow consumer slows inference down (the capture mailbox then
+    drops the stale frames) instead of growing memory. Slots beyond the requests let a free
+    request take the next frame while Output still decodes and publishes the previous result:
+    with only `jobs` slots a request stood idle through that, and every stream of the CPU
+    plugin with it."""
 
     def __init__(self, detector: Detector, capture: Capture, jobs: int, stop: threading.Event):
         super().__init__(name="inference", daemon=True)
@@ -85,12 +88,13 @@ class Inference(threading.Thread):
         self.stop_event = stop
         self.results = Reorder()
         self.jobs = self.adapter.open(jobs, self._done)
-        self._slots = threading.BoundedSemaphore(self.jobs)
+        self.held_at_most = 2 * self.jobs  # frames in flight + results not yet delivered
+        self._slots = threading.BoundedSemaphore(self.held_at_most)
         self._lock = threading.Lock()  # the counters are updated from the runtime's threads
         self.submitted = 0
         self.completed = 0
         self.failed = 0
-        self.max_depth = 0  # the deepest the re-order buffer has been (bounded by jobs)
+        self.max_depth = 0  # the deepest the re-order buffer has been (at most held_at_most)
         self.error: Optional[BaseException] = None
 
     @property
