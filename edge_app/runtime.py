@@ -225,9 +225,9 @@ class OpenVINOAdapter(InferenceAdapter):
                                  str(info.xml), "export the model again with `model-tools export`") from None
             check_ir(info, _static_shape(model.inputs, "input", info), _static_shape(model.outputs, "output", info))
             self.compiled = self.core.compile_model(model, device, config)
-            # current OpenVINO keeps the .bin mapped, read once (filepages.py)
-            if page_out(info.bin):
-                log.debug("pages of %s mapped by OpenVINO handed back to the kernel", info.bin.name)
+        # what compiling read once: current OpenVINO's mapping of the .bin, the code of its
+        # transformations and of every library's start-up (filepages.py)
+        log.debug("%.0f MiB of read-only file mappings handed back to the kernel", page_out() / 2 ** 20)
         self.device = device
         self._request = self.compiled.create_infer_request()
         self._queue = None
