@@ -10,12 +10,17 @@ import os
 import shutil
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 
 import cv2
 import numpy as np
+import pytest
 
+from edge_app import metadata
 from edge_app.detector import Detector
 from edge_app.filepages import page_out, read_only_mappings
+from edge_app.runtime import openvino_api
+from edge_app.widen import widen_f16, widened_path, widened_weights
 from tests.conftest import REPO
 
 PAGE = mmap.PAGESIZE
@@ -32,6 +37,14 @@ def resident_kib(path):
             elif inside and fields[0] == "Rss:":
                 total = (total or 0) + int(fields[1])
     return total
+
+
+def written(path, data):
+    """`data` in a file, on disk: the kernel reclaims no dirty page (one not written back yet)."""
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def probe(code, *args):
@@ -140,7 +153,7 @@ def test_loading_a_model_hands_back_the_pages_of_every_read_only_file_mapping(ex
     # daemon's 80 MiB of file-backed RSS at full speed (416 yolov2-tiny-voc, current OpenVINO). A file of the test's own stands for them: the libraries'
     # pages are shared with whatever else runs OpenVINO on this machine, and shared pages stay
     path = tmp_path / "code.bin"
-    path.write_bytes(np.random.default_rng(2).integers(0, 256, 64 * PAGE, dtype=np.uint8).tobytes())
+    written(path, np.random.default_rng(2).integers(0, 256, 64 * PAGE, dtype=np.uint8).tobytes())
     report = probe(EVERY_FILE, exported("tiny-224x160", fp16=True)[0], path)
     assert report["before"] == 64 * PAGE // 1024
     assert report["after"] < 8 * PAGE // 1024, report
@@ -148,7 +161,7 @@ def test_loading_a_model_hands_back_the_pages_of_every_read_only_file_mapping(ex
 
 def test_page_out_of_every_file_reclaims_read_only_mappings_and_leaves_writable_ones(tmp_path):
     code, state = tmp_path / "code.bin", tmp_path / "state.bin"
-    code.write_bytes(bytes(range(256)) * (64 * PAGE // 256))
+    written(code, bytes(range(256)) * (64 * PAGE // 256))
     state.write_bytes(bytes(16 * PAGE))
     with open(code, "rb") as c, mmap.mmap(c.fileno(), 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ) as m, \
             open(state, "r+b") as s, mmap.mmap(s.fileno(), 0) as w:
@@ -163,3 +176,87 @@ def test_page_out_of_every_file_reclaims_read_only_mappings_and_leaves_writable_
             assert view.tobytes() == code.read_bytes()  # read again, from the file
         finally:
             del view
+
+
+ADDED_ANON = """
+import json, sys
+import cv2, numpy as np
+from edge_app import metadata
+from edge_app.detector import Detector
+from edge_app.runtime import openvino_api
+
+
+def anonymous_kib():
+    return next(int(line.split()[1]) for line in open("/proc/self/smaps_rollup") if line.startswith("Anonymous:"))
+
+
+model, how, hint = sys.argv[1:4]
+info = metadata.load(model)
+Core, _, version = openvino_api()
+core = Core()
+before = anonymous_kib()
+if how == "adapter":
+    held = Detector(model, "CPU", hint=hint)
+else:  # OpenVINO on the IR as it is
+    held = core.compile_model(core.read_model(str(info.xml), str(info.bin)), "CPU", {"PERFORMANCE_HINT": hint})
+print(json.dumps({"added_kib": anonymous_kib() - before, "version": version}))
+"""
+
+
+def test_openvino_2022_maps_an_fp16_irs_weights_widened_instead_of_holding_copies(exported, tmp_path):
+    model = tmp_path / "model"  # the adapter writes the widened weights beside the metadata
+    shutil.copytree(exported("yolov2-tiny-voc", fp16=True)[0], model)
+    fp32_kib = 2 * sum(p.stat().st_size for p in model.glob("*.bin")) // 1024
+    plain = probe(ADDED_ANON, model, "plain", "THROUGHPUT")
+    if not plain["version"].startswith("2022."):
+        pytest.skip("current OpenVINO maps the .bin and shares it itself: the adapter widens nothing")
+    assert plain["added_kib"] > 2.5 * fp32_kib, plain  # the three copies the widening is for
+    adapter = probe(ADDED_ANON, model, "adapter", "THROUGHPUT")
+    assert adapter["added_kib"] < plain["added_kib"] - 0.8 * fp32_kib, (adapter, plain, fp32_kib)
+    one_stream = probe(ADDED_ANON, model, "adapter", "LATENCY")  # the graph shares the mapping too
+    assert one_stream["added_kib"] < 1.5 * fp32_kib, (one_stream, fp32_kib)
+
+
+def test_the_widened_ir_computes_what_the_fp16_ir_does(exported, net_size_photos, tmp_path):
+    model = tmp_path / "model"
+    shutil.copytree(exported("tiny-224x160", fp16=True, resize_mode="resize")[0], model)
+    info = metadata.load(model)
+    xml, weights = widened_weights(info)
+    root = ET.fromstring(xml)
+    layers = {layer.get("id"): layer for layer in root.iter("layer")}
+    assert not [layer for layer in layers.values() if layer.get("type") == "Convert"
+                and layer.find("rt_info/attribute[@name='decompression']") is not None]
+    assert {c.find("data").get("element_type") for c in layers.values() if c.get("type") == "Const"} <= {"f32", "i64"}
+    assert all(e.get("from-layer") in layers and e.get("to-layer") in layers for e in root.iter("edge"))
+    assert weights.stat().st_size == max(int(c.find("data").get("offset")) + int(c.find("data").get("size"))
+                                         for c in layers.values() if c.get("type") == "Const")
+    (tmp_path / "widened.xml").write_bytes(xml)
+    Core = openvino_api()[0]
+    core = Core()
+    image = np.ascontiguousarray(cv2.imread(str(net_size_photos(224, 160)[0]))[None])
+    outputs = []
+    for xml_path, bin_path in ((info.xml, info.bin), (tmp_path / "widened.xml", weights)):
+        request = core.compile_model(core.read_model(str(xml_path), str(bin_path)), "CPU").create_infer_request()
+        request.infer({0: image})
+        outputs.append(request.get_output_tensor(0).data.copy())
+    np.testing.assert_allclose(outputs[1], outputs[0], rtol=0, atol=1e-5)
+    assert widened_weights(info) == (xml, weights)  # written once, then found
+
+
+def test_widening_makes_negative_zero_positive_and_keeps_every_other_value():
+    halves = np.array([-0.0, 0.0, 1.5, -2.0, 6e-8, -6e-8, 65504.0], np.float16)  # with f16 subnormals
+    wide = widen_f16(halves.view(np.uint8))
+    assert wide.dtype == np.float32 and not np.signbit(wide[0])
+    np.testing.assert_array_equal(wide[1:], halves[1:].astype(np.float32))
+    bits = wide.view(np.uint32)
+    assert not np.any((bits & 0x7F800000 == 0) & (bits != 0))  # no f32 the plugin takes for subnormal
+
+
+def test_weights_that_cannot_be_written_leave_the_ir_as_it_is(exported, tmp_path):
+    model = tmp_path / "model"
+    shutil.copytree(exported("tiny-224x160", fp16=True)[0], model)
+    info = metadata.load(model)
+    widened_path(info).unlink(missing_ok=True)  # a load on OpenVINO 2022.x wrote it
+    widened_path(info).mkdir()  # in the way, as a read-only folder or a full disk would be
+    assert widened_weights(info) is None
+    assert not [p for p in model.iterdir() if p.name.endswith(".tmp")]
