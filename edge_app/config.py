@@ -31,6 +31,9 @@ class ModelConfig:
     # cannot run the model at all; "opencv" goes straight there; "" refuses to start instead
     fallback: str = "CPU"
     requests: int = 0  # parallel infer requests; 0 = the device's optimum (4 on MYRIAD)
+    # OpenVINO's performance hint: "throughput" = a stream per core on the CPU plugin, each with
+    # its own activations; "latency" = one stream on every core: less memory, fewer fps
+    hint: str = "throughput"
 
 
 @dataclass(frozen=True)
@@ -182,6 +185,7 @@ class Config:
 SECTIONS = ("model", "detect", "source", "mqtt", "service", "events", "snapshots", "discovery", "live")
 CHOICES = {
     ("model", "engine"): ("openvino", "opencv"),
+    ("model", "hint"): ("throughput", "latency"),
     ("source", "kind"): ("auto", "picamera2", "opencv", "directory"),
     ("mqtt", "publish"): ("every", "detections", "changes"),
     ("mqtt", "qos"): (0, 1, 2),

@@ -58,7 +58,7 @@ def load_detector(config: Config) -> Detector:
         log.warning("*** model.engine = \"opencv\": OpenCV DNN on the CPU, no OpenVINO, no NCS2 ***")
         return Detector(m.path, "CPU", conf, nms, engine="opencv")
     try:
-        return Detector(m.path, m.device, conf, nms, hint="THROUGHPUT")
+        return Detector(m.path, m.device, conf, nms, hint=m.hint.upper())
     except InputError as exc:
         if exc.where not in ("device", "python environment") or not m.fallback:
             raise
@@ -68,7 +68,7 @@ def load_detector(config: Config) -> Detector:
                     "says. Set model.fallback = \"\" to refuse to start instead. ***",
                     m.device, problem.what, m.fallback)
         try:
-            return Detector(m.path, m.fallback, conf, nms, hint="THROUGHPUT")
+            return Detector(m.path, m.fallback, conf, nms, hint=m.hint.upper())
         except InputError as exc:
             if exc.where != "device":
                 raise

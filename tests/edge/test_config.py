@@ -70,3 +70,10 @@ def test_example_config_is_valid():
 
     c = config.load(str(REPO / "systemd/edge-app.toml"))
     assert c.model.device == "MYRIAD" and c.mqtt.publish in ("every", "detections", "changes")
+
+
+def test_the_performance_hint_is_throughput_or_latency():
+    assert config.build({"model": {"path": "m"}}).model.hint == "throughput"
+    assert config.build({"model": {"path": "m", "hint": "latency"}}).model.hint == "latency"
+    err = problems({"model": {"path": "m", "hint": "latncy"}})
+    assert "model.hint: 'latncy' is not one of 'throughput', 'latency' (did you mean 'latency'?)" in err.what

@@ -270,3 +270,15 @@ def test_check_masks_the_password(model, clip, broker, run_cli, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ready" in result.stdout and "hunter2" not in result.stdout + result.stderr
     assert "******" in result.stdout
+
+
+def test_the_configured_performance_hint_reaches_openvino(model):
+    from edge_app import config
+    from edge_app.daemon import load_detector, request_count
+
+    for hint in ("throughput", "latency"):
+        c = config.build({"model": {"path": str(model), "device": "CPU", "hint": hint}})
+        detector = load_detector(c)
+        assert hint.upper() in str(detector.adapter.compiled.get_property("PERFORMANCE_HINT")).upper()
+        if hint == "latency":  # one stream: one request at a time is its optimum
+            assert request_count(c, detector) == 1
