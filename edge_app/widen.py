@@ -118,12 +118,15 @@ def widened_path(info: ModelInfo) -> Path:
 
 def widened_weights(info: ModelInfo) -> Optional[Tuple[bytes, Path]]:
     """(the widened IR's XML, the path of its weights file), writing the file if it is not there
-    yet; None if the IR has nothing to widen, or the file cannot be written (the model's folder
-    is read-only, the disk is full: the caller loads the IR as it is, the weights then in
-    OpenVINO's memory)."""
-    xml, pieces, size = widened_layout(info.xml.read_bytes())
-    if not pieces:
+    yet; None if the IR has nothing to widen, is damaged (OpenVINO reading it as it is then says
+    how), or the file cannot be written (the model's folder is read-only, the disk is full: the
+    caller loads the IR as it is, the weights then in OpenVINO's memory)."""
+    try:
+        xml, pieces, size = widened_layout(info.xml.read_bytes())
+    except (ET.ParseError, AttributeError, TypeError, ValueError):  # OpenVINO's reading says what is wrong
         return None
+    if not pieces or any(offset + length > info.bin.stat().st_size for offset, length, _, _ in pieces):
+        return None  # nothing to widen, or a .bin too short for the IR: OpenVINO's error again
     target = widened_path(info)
     if target.exists() and target.stat().st_size == size:
         return xml, target
