@@ -25,7 +25,9 @@ take turns in every round (interleaved); each figure is median [min–max] over 
 
 Per run, at its end: anonymous memory, file-backed memory (libraries, mapped files) and the IR's
 .bin pages resident (current OpenVINO maps the .bin; the daemon hands those pages back after
-compiling, edge_app/filepages.py); fps: the daemon's from its stats messages, OpenVINO alone's
+compiling, edge_app/filepages.py, as it does every page of a file mapping compiling read, but
+only those no other process maps: a neighbour running the same venv's OpenVINO keeps them in
+the daemon's RSS, so the resident pages other processes map too are shown); fps: the daemon's from its stats messages, OpenVINO alone's
 from its own count. Then per model: OpenVINO alone's RSS by stage (the imports, what compiling
 added, what the running requests added at the peak); 1 stream against the hint's streams; the
 daemon above OpenVINO alone without its .bin pages, and the daemon's fps over OpenVINO alone's.
@@ -130,8 +132,10 @@ def rss_mib(pid: int) -> float:
 
 
 def memory_split(pid: int, bin_path: Path) -> dict:
-    """MiB of the process's anonymous and file-backed resident memory, and of the .bin's pages."""
-    target, inside, split = os.path.realpath(bin_path), False, {"anon": 0.0, "rss": 0.0, "bin": 0.0}
+    """MiB of the process's anonymous and file-backed resident memory, of the .bin's pages, and of
+    pages other processes map too (libraries of a venv that a neighbour uses: the kernel hands
+    back only pages no other process maps, filepages.py)."""
+    target, inside, split = os.path.realpath(bin_path), False, {"anon": 0.0, "rss": 0.0, "bin": 0.0, "shared": 0.0}
     with open(f"/proc/{pid}/smaps") as f:
         for line in f:
             fields = line.split()
@@ -142,7 +146,10 @@ def memory_split(pid: int, bin_path: Path) -> dict:
                 split["bin"] += int(fields[1]) / 1024 if inside else 0.0
             elif fields[0] == "Anonymous:":
                 split["anon"] += int(fields[1]) / 1024
-    return {"anon": split["anon"], "files": split["rss"] - split["anon"], "bin": split["bin"]}
+            elif fields[0] in ("Shared_Clean:", "Shared_Dirty:"):
+                split["shared"] += int(fields[1]) / 1024
+    return {"anon": split["anon"], "files": split["rss"] - split["anon"], "bin": split["bin"],
+            "shared": split["shared"]}
 
 
 class Stats:
@@ -272,7 +279,7 @@ def measure_model(name, model_dir, clip, port, tmp, stats):
             runs = results[config_name]
             print(f"   {config_name:24s} peak RSS {fmt(runs, 'peak')} MiB, median {fmt(runs, 'median')}; "
                   f"anon {fmt(runs, 'anon')}, file-backed {fmt(runs, 'files')} of which the .bin "
-                  f"{fmt(runs, 'bin')}; {fmt(runs, 'fps', '.3g')} fps")
+                  f"{fmt(runs, 'bin')}; mapped by other processes too {fmt(runs, 'shared')}; {fmt(runs, 'fps', '.3g')} fps")
         alone = results["OpenVINO alone"]
         imports = [r["stages"]["imports"] for r in alone]  # (rss, anon) MiB
         compiled = [r["stages"]["compiled"] for r in alone]

@@ -6,8 +6,8 @@ An FP16 export stores each weight tensor as an f16 Const feeding a Convert to f3
 each pair into a new FP32 constant in the model it keeps for the compiled model's life: 60 MiB of
 anonymous memory for a 416 yolov2-tiny-voc, beside the graph's copy of the constants (one per
 process with two streams, none with one stream) and the repacked weights inference reads. Given
-the same constants as FP32 already, in a buffer that maps this file (read-only, private), the
-kept model and, with one stream, the graph share that mapping: clean file pages, read once at
+the same constants as FP32 already, in a buffer that maps this file read-only, the kept model
+and, with one stream, the graph share that mapping: clean file pages, read once at
 compile time and handed back to the kernel after (filepages.py). Current OpenVINO maps the .bin
 itself and shares it at any stream count, so the adapter widens only for 2022.x
 (benchmarks/bench_rss.py has the figures).
@@ -95,10 +95,10 @@ def widened_layout(xml: bytes) -> Tuple[bytes, List[Piece], int]:
 
 
 def widen_f16(data: np.ndarray) -> np.ndarray:
-    """f16 bytes as f32 values, -0.0 made +0.0: the CPU plugin of 2022.x takes a constant with
-    any f32 whose exponent bits are all 0 but +0.0 for one holding subnormals, and copies it into
-    memory of its own instead of sharing it (widened f16 has no subnormals; weights rounded to f16
-    may hold -0.0, and x * -0.0 adds the same to a sum as x * +0.0)."""
+    """f16 bytes as f32 values, -0.0 made +0.0. The CPU plugin of 2022.x takes any f32 other than
+    +0.0 whose exponent bits are all 0 for a subnormal, -0.0 included, and copies a constant
+    holding one into memory of its own instead of sharing it. Widened f16 has no subnormals, but
+    weights rounded to f16 may hold -0.0; x * -0.0 adds to a sum what x * +0.0 does."""
     wide = data.view(np.float16).astype(np.float32)
     wide[wide == 0] = 0.0
     return wide
@@ -125,7 +125,8 @@ def widened_weights(info: ModelInfo) -> Optional[Tuple[bytes, Path]]:
         xml, pieces, size = widened_layout(info.xml.read_bytes())
     except (ET.ParseError, AttributeError, TypeError, ValueError):  # OpenVINO's reading says what is wrong
         return None
-    if not pieces or any(offset + length > info.bin.stat().st_size for offset, length, _, _ in pieces):
+    bin_size = info.bin.stat().st_size
+    if not pieces or any(offset + length > bin_size for offset, length, _, _ in pieces):
         return None  # nothing to widen, or a .bin too short for the IR: OpenVINO's error again
     target = widened_path(info)
     if target.exists() and target.stat().st_size == size:
