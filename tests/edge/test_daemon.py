@@ -139,6 +139,9 @@ def test_vanished_source_is_retried_and_resumes(model, tmp_path, broker, subscri
     assert daemon.proc.poll() is None, daemon.logs()
     hidden.rename(folder)  # and comes back
     subscriber.wait_for(lambda: len(subscriber.payloads("detections")) > seen + 5, what="frames again")
+    # the next stats message says so (the last one may predate the frames: one a second)
+    subscriber.wait_for(lambda: subscriber.payloads("stats")[-1]["source"]["state"] == "running",
+                        what="stats reporting the source as running again")
     last = subscriber.payloads("stats")[-1]
     assert last["source"]["state"] == "running" and last["source"]["reconnects"] >= 1
     assert daemon.terminate() == 0
