@@ -13,7 +13,8 @@ transformations and frontends, the plugin's compile paths, the import-time code 
 library. Those pages of the libraries' read-only mappings are clean too, and `page_out()` of
 every file hands them back as well; what inference, capture and publishing run comes back on
 first use, once (a 416 yolov2-tiny-voc on current OpenVINO: the daemon's file-backed RSS at
-full speed went from 80 to 47 MiB; OpenVINO alone's from 75 to 24).
+full speed went from 80 to 47 MiB, OpenVINO alone's from 75 to 24, when no other process maps
+the same libraries: the kernel reclaims only pages this process alone maps).
 """
 
 from __future__ import annotations
