@@ -1,5 +1,6 @@
-"""An FP16 IR's weights widened to FP32 once, into a file beside the model, for the CPU plugin of
-OpenVINO 2022.x to map instead of holding them in its own memory.
+"""An FP16 IR's weights widened to FP32 once, into a file in the daemon's cache folder (never the
+model's folder, which a device keeps read-only), for the CPU plugin of OpenVINO 2022.x to map
+instead of holding them in its own memory.
 
 An FP16 export stores each weight tensor as an f16 Const feeding a Convert to f32 marked
 "decompression" (the MYRIAD plugin takes the f16 as it is). The CPU plugin of 2022.1/2022.3 folds
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import List, Optional, Tuple
@@ -107,19 +109,28 @@ def widen_f16(data: np.ndarray) -> np.ndarray:
 LAYOUT = "1"  # a change to widened_layout's output changes it: files of the old layout are not read
 
 
+def cache_folder() -> Path:
+    """The daemon's cache: systemd's CacheDirectory= (/var/cache/edge-app for the unit), else
+    $XDG_CACHE_HOME/edge-app, else ~/.cache/edge-app."""
+    given = os.environ.get("CACHE_DIRECTORY", "").split(":")[0]
+    if given:
+        return Path(given)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edge-app"
+
+
 def widened_path(info: ModelInfo) -> Path:
-    """Where the widened weights of this exact IR live: beside the metadata, named with the
+    """Where the widened weights of this exact IR live: in the cache folder, named with the
     hashes of its .xml and .bin (metadata.load checks them) and the layout's version, so those
     of another export are never picked up."""
     ir = info.raw["ir"]
     digest = hashlib.sha256(f"{ir.get('xml_sha256')} {ir.get('bin_sha256')} {LAYOUT}".encode()).hexdigest()
-    return info.path.with_name(f"{info.xml.stem}.fp32.{digest[:12]}.bin")
+    return cache_folder() / f"{info.xml.stem}.fp32.{digest[:12]}.bin"
 
 
 def widened_weights(info: ModelInfo) -> Optional[Tuple[bytes, Path]]:
     """(the widened IR's XML, the path of its weights file), writing the file if it is not there
     yet; None if the IR has nothing to widen, is damaged (OpenVINO reading it as it is then says
-    how), or the file cannot be written (the model's folder is read-only, the disk is full: the
+    how), or the file cannot be written (no writable cache folder, a full disk: the
     caller loads the IR as it is, the weights then in OpenVINO's memory)."""
     try:
         xml, pieces, size = widened_layout(info.xml.read_bytes())
@@ -132,6 +143,7 @@ def widened_weights(info: ModelInfo) -> Optional[Tuple[bytes, Path]]:
     if target.exists() and target.stat().st_size == size:
         return xml, target
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         source = np.memmap(info.bin, np.uint8, "r")
         with atomic_path(target) as tmp, open(tmp, "wb") as out:
             for offset, length, at, wide in pieces:
@@ -141,8 +153,8 @@ def widened_weights(info: ModelInfo) -> Optional[Tuple[bytes, Path]]:
             out.truncate(size)
         del source
     except (OSError, InputError) as exc:
-        log.warning("cannot write the model's weights as FP32 beside it (%s): the CPU plugin "
-                    "keeps them in memory instead, 60 MiB more for a 416 yolov2-tiny-voc", exc)
+        log.warning("cannot write the model's weights as FP32 in %s (%s): the CPU plugin keeps "
+                    "them in memory instead, 60 MiB more for a 416 yolov2-tiny-voc", target.parent, exc)
         return None
     log.info("weights widened to FP32 for the CPU plugin: %s (%.0f MiB)", target.name, size / 2 ** 20)
     return xml, target

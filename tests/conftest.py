@@ -31,6 +31,15 @@ def require(path: Path, what: str) -> Path:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cache_directory(tmp_path_factory):
+    """The daemon's cache folder (edge_app/widen.py), for this process and the daemons it starts:
+    a test run writes nothing into the user's ~/.cache or a model's folder."""
+    folder = tmp_path_factory.mktemp("edge-app-cache")
+    os.environ["CACHE_DIRECTORY"] = str(folder)
+    yield folder
+
+
 @pytest.fixture(scope="session")
 def darknet_bin() -> str:
     found = shutil.which("darknet")

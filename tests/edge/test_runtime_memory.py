@@ -20,7 +20,7 @@ from edge_app import metadata
 from edge_app.detector import Detector
 from edge_app.filepages import page_out, read_only_mappings
 from edge_app.runtime import openvino_api
-from edge_app.widen import widen_f16, widened_path, widened_weights
+from edge_app.widen import cache_folder, widen_f16, widened_path, widened_weights
 from tests.conftest import REPO
 
 PAGE = mmap.PAGESIZE
@@ -204,7 +204,7 @@ print(json.dumps({"added_kib": anonymous_kib() - before, "version": version}))
 
 
 def test_openvino_2022_maps_an_fp16_irs_weights_widened_instead_of_holding_copies(exported, tmp_path):
-    model = tmp_path / "model"  # the adapter writes the widened weights beside the metadata
+    model = tmp_path / "model"
     shutil.copytree(exported("yolov2-tiny-voc", fp16=True)[0], model)
     fp32_kib = 2 * metadata.load(model).bin.stat().st_size // 1024
     plain = probe(ADDED_ANON, model, "plain", "THROUGHPUT")
@@ -220,8 +220,11 @@ def test_openvino_2022_maps_an_fp16_irs_weights_widened_instead_of_holding_copie
 def test_the_widened_ir_computes_what_the_fp16_ir_does(exported, net_size_photos, tmp_path):
     model = tmp_path / "model"
     shutil.copytree(exported("tiny-224x160", fp16=True, resize_mode="resize")[0], model)
+    model.chmod(0o555)  # as on a device: the model's folder read-only, the cache folder writable
     info = metadata.load(model)
+    before = sorted(p.name for p in model.iterdir())
     xml, weights = widened_weights(info)
+    assert weights.parent == cache_folder() and sorted(p.name for p in model.iterdir()) == before
     root = ET.fromstring(xml)
     layers = {layer.get("id"): layer for layer in root.iter("layer")}
     assert not [layer for layer in layers.values() if layer.get("type") == "Convert"
@@ -258,5 +261,8 @@ def test_weights_that_cannot_be_written_leave_the_ir_as_it_is(exported, tmp_path
     info = metadata.load(model)
     widened_path(info).unlink(missing_ok=True)  # a load on OpenVINO 2022.x wrote it
     widened_path(info).mkdir()  # in the way, as a read-only folder or a full disk would be
-    assert widened_weights(info) is None
-    assert not [p for p in model.iterdir() if p.name.endswith(".tmp")]
+    try:
+        assert widened_weights(info) is None
+        assert not [p for p in cache_folder().iterdir() if p.name.endswith(".tmp")]
+    finally:
+        widened_path(info).rmdir()
