@@ -282,6 +282,12 @@ def test_the_configured_performance_hint_reaches_openvino(model):
     for hint in ("throughput", "latency"):
         c = config.build({"model": {"path": str(model), "device": "CPU", "hint": hint}})
         detector = load_detector(c)
-        assert hint.upper() in str(detector.adapter.compiled.get_property("PERFORMANCE_HINT")).upper()
+        try:
+            assert hint.upper() in str(detector.adapter.compiled.get_property("PERFORMANCE_HINT")).upper()
+        except TypeError:  # OpenVINO 2022.1's binding cannot convert this property: its effect below
+            pass
+        requests = request_count(c, detector)
         if hint == "latency":  # one stream: one request at a time is its optimum
-            assert request_count(c, detector) == 1
+            assert requests == 1
+        elif (os.cpu_count() or 1) > 1:  # a stream per core, each with a request
+            assert requests > 1
