@@ -202,7 +202,7 @@ def test_a_full_outage_queue_drops_the_oldest_and_keeps_the_newest(model, tmp_pa
     # just after the flushed queue (e.g. 5-41 and 46 missing, 42-45 and 47- received), with
     # paho's in-flight limit raised as well; tolerated here as at most one such frame so the
     # rest of this test keeps guarding, and reported in the closing note of stop 15
-    block = [i for i in missing if i <= missing[0] + len(missing) - 1 and i - missing[0] == missing.index(i)]
+    block = [i for k, i in enumerate(missing) if i == missing[0] + k]  # the leading run
     stray = [i for i in missing if i not in block]
     assert block and len(stray) <= 1, missing
     missing = block
