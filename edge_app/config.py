@@ -32,8 +32,10 @@ class ModelConfig:
     fallback: str = "CPU"
     requests: int = 0  # parallel infer requests; 0 = the device's optimum (4 on MYRIAD)
     # OpenVINO's performance hint: "throughput" = a stream per core on the CPU plugin, each with
-    # its own activations; "latency" = one stream on every core: less memory, fewer fps
-    hint: str = "throughput"
+    # its own activations; "latency" = one stream on every core: less memory, fewer fps; "auto" =
+    # throughput, but one stream (2 requests) on a CPU plugin whose streams each copy the weights
+    # (OpenVINO before 2024.2: edge_app/runtime.py, performance_hint)
+    hint: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -185,7 +187,7 @@ class Config:
 SECTIONS = ("model", "detect", "source", "mqtt", "service", "events", "snapshots", "discovery", "live")
 CHOICES = {
     ("model", "engine"): ("openvino", "opencv"),
-    ("model", "hint"): ("throughput", "latency"),
+    ("model", "hint"): ("auto", "throughput", "latency"),
     ("source", "kind"): ("auto", "picamera2", "opencv", "directory"),
     ("mqtt", "publish"): ("every", "detections", "changes"),
     ("mqtt", "qos"): (0, 1, 2),

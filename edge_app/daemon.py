@@ -58,7 +58,7 @@ def load_detector(config: Config) -> Detector:
         log.warning("*** model.engine = \"opencv\": OpenCV DNN on the CPU, no OpenVINO, no NCS2 ***")
         return Detector(m.path, "CPU", conf, nms, engine="opencv")
     try:
-        return Detector(m.path, m.device, conf, nms, hint=m.hint.upper())
+        return Detector(m.path, m.device, conf, nms, hint=m.hint)
     except InputError as exc:
         if exc.where not in ("device", "python environment") or not m.fallback:
             raise
@@ -68,7 +68,7 @@ def load_detector(config: Config) -> Detector:
                     "says. Set model.fallback = \"\" to refuse to start instead. ***",
                     m.device, problem.what, m.fallback)
         try:
-            return Detector(m.path, m.fallback, conf, nms, hint=m.hint.upper())
+            return Detector(m.path, m.fallback, conf, nms, hint=m.hint)
         except InputError as exc:
             if exc.where != "device":
                 raise
@@ -177,7 +177,9 @@ class Daemon:
         self.inference = Inference(self.detector, self.capture, request_count(config, self.detector),
                                    self.stop_event)
         self.output = Output(self.detector, self.inference, config.detect.classes, sinks)
-        log.info("%d inference requests in flight at most", self.inference.jobs)
+        hint = getattr(self.detector.adapter, "hint", None)
+        log.info("%d inference requests in flight at most%s", self.inference.jobs,
+                 f" (OpenVINO hint {hint} for model.hint {config.model.hint})" if hint else "")
         for thread in (self.output, self.inference, self.capture):
             thread.start()
 

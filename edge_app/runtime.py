@@ -34,6 +34,15 @@ from edge_app.widen import widened_weights
 
 log = logging.getLogger(__name__)
 
+# OpenVINO's CPU plugin before 2024.2 cloned every constant into the compiled model's weights
+# cache whenever it ran more than one stream (openvino pull request 24386 stopped that on
+# one-socket machines): THROUGHPUT's stream per core then holds the weights a second time in
+# anonymous memory, +60 MiB for a 416 yolov2-tiny-voc (benchmarks/bench_rss.py)
+CPU_STREAMS_SHARE_WEIGHTS = (2024, 2)
+# model.hint "auto" on such a plugin: one stream, and this many requests so the host's work on
+# one frame overlaps the inference of the next
+ONE_STREAM_REQUESTS = 2
+
 # callback(userdata, output, error): exactly one of output / error is None
 ResultCallback = Callable[[Any, Optional[np.ndarray], Optional[BaseException]], None]
 
@@ -160,6 +169,26 @@ def openvino_api():
     return Core, AsyncInferQueue, get_version()
 
 
+def release(version: str) -> tuple:
+    """(year, release) of an OpenVINO version string: "2022.3.1-9227-..." -> (2022, 3)."""
+    parts = version.split("-")[0].split(".")
+    try:
+        return int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
+    except ValueError:
+        return (0, 0)
+
+
+def performance_hint(hint: Optional[str], device: str, version: str) -> Optional[str]:
+    """OpenVINO's PERFORMANCE_HINT for model.hint ("auto", "throughput" or "latency"; None keeps
+    the device's default). "auto" is THROUGHPUT, except on a CPU plugin whose streams each hold
+    the weights (CPU_STREAMS_SHARE_WEIGHTS): there LATENCY, one stream on every core."""
+    if hint is None or hint.lower() != "auto":
+        return hint.upper() if hint else None
+    if device.split(".")[0] == "CPU" and release(version) < CPU_STREAMS_SHARE_WEIGHTS:
+        return "LATENCY"
+    return "THROUGHPUT"
+
+
 def blob_path(info: ModelInfo, device: str) -> Path:
     """Where a precompiled blob of this exact IR for this device lives: beside the metadata,
     named with the IR's hash so a blob of an older export is never picked up."""
@@ -197,8 +226,8 @@ class OpenVINOAdapter(InferenceAdapter):
 
     def __init__(self, info: ModelInfo, device: str = "CPU", core=None,
                  hint: Optional[str] = None):
-        """hint: OpenVINO PERFORMANCE_HINT, "LATENCY" or "THROUGHPUT" (several requests in
-        flight); None keeps the device's default."""
+        """hint: model.hint, "auto", "throughput" (several requests in flight) or "latency"
+        (see performance_hint); None keeps the device's default."""
         super().__init__()
         Core, self._AsyncInferQueue, self.version = openvino_api()
         self.core = core or Core()
@@ -207,7 +236,11 @@ class OpenVINOAdapter(InferenceAdapter):
         if missing:
             raise InputError(f"OpenVINO device '{device}' is not available here ({missing})", "device",
                              "plug in the NCS2 and check the udev rules, or choose CPU")
-        config: Dict[str, str] = {"PERFORMANCE_HINT": hint} if hint else {}
+        self.hint = performance_hint(hint, device, self.version)
+        # "auto" chose one stream to keep the weights once: still overlap host work and inference
+        one_stream = (hint or "").lower() == "auto" and self.hint == "LATENCY"
+        self._min_requests = ONE_STREAM_REQUESTS if one_stream else 1
+        config: Dict[str, str] = {"PERFORMANCE_HINT": self.hint} if self.hint else {}
         self.compiled = None
         self.source = "ir"
         blob = blob_path(info, device)
@@ -260,9 +293,9 @@ class OpenVINOAdapter(InferenceAdapter):
 
     def optimal_requests(self) -> int:
         try:
-            return max(1, int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
+            return max(self._min_requests, int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
         except Exception:  # not every plugin reports it
-            return 1
+            return self._min_requests
 
     def infer(self, tensor: np.ndarray) -> np.ndarray:
         """Synchronous inference of one (1, H, W, 3) u8 tensor; returns a copy of the output."""

@@ -72,8 +72,9 @@ def test_example_config_is_valid():
     assert c.model.device == "MYRIAD" and c.mqtt.publish in ("every", "detections", "changes")
 
 
-def test_the_performance_hint_is_throughput_or_latency():
-    assert config.build({"model": {"path": "m"}}).model.hint == "throughput"
+def test_the_performance_hint_is_auto_throughput_or_latency():
+    assert config.build({"model": {"path": "m"}}).model.hint == "auto"
+    assert config.build({"model": {"path": "m", "hint": "throughput"}}).model.hint == "throughput"
     assert config.build({"model": {"path": "m", "hint": "latency"}}).model.hint == "latency"
     err = problems({"model": {"path": "m", "hint": "latncy"}})
-    assert "model.hint: 'latncy' is not one of 'throughput', 'latency' (did you mean 'latency'?)" in err.what
+    assert "model.hint: 'latncy' is not one of 'auto', 'throughput', 'latency' (did you mean 'latency'?)" in err.what

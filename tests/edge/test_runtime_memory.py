@@ -19,7 +19,7 @@ import pytest
 from edge_app import metadata
 from edge_app.detector import Detector
 from edge_app.filepages import page_out, read_only_mappings
-from edge_app.runtime import openvino_api
+from edge_app.runtime import CPU_STREAMS_SHARE_WEIGHTS, openvino_api, performance_hint, release
 from edge_app.widen import cache_folder, widen_f16, widened_path, widened_weights
 from tests.conftest import REPO
 
@@ -183,7 +183,7 @@ import json, sys
 import cv2, numpy as np
 from edge_app import metadata
 from edge_app.detector import Detector
-from edge_app.runtime import openvino_api
+from edge_app.runtime import CPU_STREAMS_SHARE_WEIGHTS, openvino_api, performance_hint, release
 
 
 def anonymous_kib():
@@ -266,3 +266,32 @@ def test_weights_that_cannot_be_written_leave_the_ir_as_it_is(exported, tmp_path
         assert not [p for p in cache_folder().iterdir() if p.name.endswith(".tmp")]
     finally:
         widened_path(info).rmdir()
+
+
+def test_the_default_hint_holds_the_weights_once_on_every_openvino(exported, tmp_path):
+    # before 2024.2 the CPU plugin clones the weights when it runs more than one stream
+    # (runtime.py, CPU_STREAMS_SHARE_WEIGHTS): there "auto" keeps one stream, elsewhere THROUGHPUT's
+    # streams share them. 416 yolov2-tiny-voc, FP32 weights 60 MiB: auto adds 74 MiB on 2026.4,
+    # 2022.3 and 2022.1; throughput 74, 132 and 131 MiB
+    model = tmp_path / "model"
+    shutil.copytree(exported("yolov2-tiny-voc", fp16=True)[0], model)
+    fp32_kib = 2 * metadata.load(model).bin.stat().st_size // 1024
+    auto = probe(ADDED_ANON, model, "adapter", "auto")
+    throughput = probe(ADDED_ANON, model, "adapter", "throughput")
+    assert auto["added_kib"] < 1.5 * fp32_kib, (auto, fp32_kib)
+    if release(auto["version"]) < CPU_STREAMS_SHARE_WEIGHTS:
+        assert throughput["added_kib"] > auto["added_kib"] + 0.8 * fp32_kib, (throughput, auto, fp32_kib)
+
+
+def test_auto_is_one_stream_only_on_a_cpu_plugin_that_clones_the_weights_for_streams():
+    assert release("2022.3.1-9227-cf2c7da5689-releases/2022/3") == (2022, 3)
+    assert release("2024.2.0-15519-5c0f38f83f6-releases/2024/2") == (2024, 2)
+    assert release("custom_HEAD_abc") == (0, 0)  # a build without a release number: the old behaviour assumed
+    assert performance_hint("auto", "CPU", "2022.1.0-7019") == "LATENCY"
+    assert performance_hint("auto", "CPU", "2024.1.0-15008") == "LATENCY"
+    assert performance_hint("auto", "CPU", "2024.2.0-15519") == "THROUGHPUT"
+    assert performance_hint("auto", "MYRIAD", "2022.1.0-7019") == "THROUGHPUT"  # weights on the stick
+    assert performance_hint("auto", "MYRIAD.1.2-ma2480", "2022.1.0-7019") == "THROUGHPUT"
+    assert performance_hint("throughput", "CPU", "2022.3.1") == "THROUGHPUT"  # asked for: as asked
+    assert performance_hint("latency", "CPU", "2026.4.1") == "LATENCY"
+    assert performance_hint(None, "CPU", "2022.3.1") is None
