@@ -12,8 +12,11 @@ take turns in every round (interleaved); each figure is median [min–max] over 
 
   daemon                    as shipped: the daemon limits malloc to 2 arenas itself (allocator.py),
                             hands back the file pages compiling read (filepages.py), on 2022.x
-                            maps an FP16 IR's weights widened to FP32 (widen.py)
-  daemon, hint latency      model.hint = "latency": one stream on every core instead of one per core
+                            maps an FP16 IR's weights widened to FP32 (widen.py); model.hint =
+                            "auto": a stream per core, but one stream and 2 requests on a CPU
+                            plugin that copies the weights for streams (before 2024.2, runtime.py)
+  daemon, hint throughput   model.hint = "throughput": a stream per core on every OpenVINO
+  daemon, hint latency      model.hint = "latency": one stream on every core, 1 request
   daemon, glibc arenas      MALLOC_ARENA_MAX=<8 x cores>, glibc's own limit on 64-bit (the
                             daemon leaves a limit from the environment alone)
   OpenVINO alone            no daemon: numpy, OpenCV and OpenVINO imported, the IR read (as it
@@ -48,17 +51,17 @@ import threading
 import time
 from pathlib import Path
 
-import cv2
-import numpy as np
 import paho.mqtt.client as mqtt
 
-from common import DARKNET_CFG, REPO, random_model
+from common import DARKNET_CFG, REPO
 
-SECONDS = float(sys.argv[1]) if len(sys.argv) > 1 else 20.0
-ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 2
+PREPARE = sys.argv[1:2] == ["--prepare"]
+SECONDS = float(sys.argv[1]) if len(sys.argv) > 1 and not PREPARE else 20.0
+ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 and not PREPARE else 2
 WARMUP = 5.0
 MIB = 2 ** 20
-CONFIGS = ("daemon", "daemon, hint latency", "daemon, glibc arenas", "OpenVINO alone", "OpenVINO alone, 1 stream")
+CONFIGS = ("daemon", "daemon, hint throughput", "daemon, hint latency", "daemon, glibc arenas", "OpenVINO alone",
+           "OpenVINO alone, 1 stream")
 GLIBC_ARENAS = {"MALLOC_ARENA_MAX": str(8 * os.cpu_count())}
 
 # no daemon code: what a bare script costs for this model on this stack
@@ -113,7 +116,24 @@ def free_port():
         return s.getsockname()[1]
 
 
+def prepare(tmp: Path) -> dict:
+    """In a child process (see the docstring): the two models and the clip; what the runs need."""
+    from common import random_model
+    from edge_app import metadata
+
+    voc, _, _ = random_model(DARKNET_CFG / "yolov2-tiny-voc.cfg", tmp / "model", fp16=True)
+    models = {}
+    for name, model_dir in (("demo model", REPO / "demo" / "model"), ("yolov2-tiny-voc 416", voc)):
+        info = metadata.load(model_dir)
+        models[name] = {"dir": str(model_dir), "xml": str(info.xml), "bin": str(info.bin),
+                        "precision": info.precision, "size": f"{info.width}x{info.height}"}
+    return {"models": models, "clip": str(make_clip(tmp / "clip.avi"))}
+
+
 def make_clip(path: Path, frames=60, size=(640, 480)):
+    import cv2
+    import numpy as np
+
     photos = sorted(Path("/usr/share/darknet/data").glob("*.jpg"))
     images = [cv2.resize(cv2.imread(str(p)), size) for p in photos]
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, size)
@@ -231,10 +251,13 @@ def main():
         try:
             time.sleep(0.5)
             stats = Stats(port)
-            voc, _, _ = random_model(DARKNET_CFG / "yolov2-tiny-voc.cfg", tmp / "model", fp16=True)
-            clip = make_clip(tmp / "clip.avi")
-            for name, model_dir in (("demo model", REPO / "demo" / "model"), ("yolov2-tiny-voc 416", voc)):
-                measure_model(name, model_dir, clip, port, tmp, stats)
+            made = subprocess.run([sys.executable, __file__, "--prepare", str(tmp)], capture_output=True,
+                                  text=True, check=True)
+            setup = json.loads(made.stdout.splitlines()[-1])
+            wanted = os.environ.get("BENCH_RSS_MODELS", "")  # e.g. "416": only the models named so
+            for name, model in setup["models"].items():
+                if wanted in name:
+                    measure_model(name, model, Path(setup["clip"]), port, tmp, stats)
             stats.close()
         finally:
             broker.kill()
@@ -242,12 +265,10 @@ def main():
     print("goal: peak <= 200 MB (190.7 MiB) on both stacks")
 
 
-def measure_model(name, model_dir, clip, port, tmp, stats):
-    from edge_app import metadata
-
-    info = metadata.load(model_dir)
+def measure_model(name, model, clip, port, tmp, stats):
+    bin_path = Path(model["bin"])
     config = tmp / "edge-app.toml"
-    sections = {"model": {"path": str(model_dir), "device": "CPU", "fallback": ""},
+    sections = {"model": {"path": model["dir"], "device": "CPU", "fallback": ""},
                 "source": {"uri": str(clip), "loop": True, "realtime": False, "every_frame": True},
                 "mqtt": {"host": "127.0.0.1", "port": port, "device_id": "rss", "stats_interval": 5.0},
                 "service": {"log_level": "warning"}}
@@ -255,12 +276,13 @@ def measure_model(name, model_dir, clip, port, tmp, stats):
                               for section, values in sections.items()))
     daemon = ["-m", "edge_app", "run", "--config", str(config)]
     commands = {"daemon": daemon, "daemon, glibc arenas": daemon,
+                "daemon, hint throughput": daemon + ["--set", "model.hint=throughput"],
                 "daemon, hint latency": daemon + ["--set", "model.hint=latency"],
-                "OpenVINO alone": ["-c", ALONE, str(info.xml), "THROUGHPUT"],
-                "OpenVINO alone, 1 stream": ["-c", ALONE, str(info.xml), "LATENCY"]}
-    bin_mib = info.bin.stat().st_size / MIB
-    weights = f"{info.precision} IR, .bin {bin_mib:.1f} MiB" + (
-        f", {2 * bin_mib:.0f} MiB as the CPU plugin's FP32" if info.precision == "FP16" else "")
+                "OpenVINO alone": ["-c", ALONE, model["xml"], "THROUGHPUT"],
+                "OpenVINO alone, 1 stream": ["-c", ALONE, model["xml"], "LATENCY"]}
+    bin_mib = bin_path.stat().st_size / MIB
+    weights = f"{model['precision']} IR, .bin {bin_mib:.1f} MiB" + (
+        f", {2 * bin_mib:.0f} MiB as the CPU plugin's FP32" if model["precision"] == "FP16" else "")
     for python in pythons():
         version = subprocess.run([python, "-c", "import sys; from edge_app.runtime import openvino_api; "
                                   "print(sys.version.split()[0], 'OpenVINO', openvino_api()[2].split('-')[0])"],
@@ -271,9 +293,9 @@ def measure_model(name, model_dir, clip, port, tmp, stats):
             for config_name in names[r % len(names):] + names[:r % len(names)]:
                 is_daemon = config_name.startswith("daemon")
                 env = GLIBC_ARENAS if config_name == "daemon, glibc arenas" else {}
-                results[config_name].append(run(python, commands[config_name], env, info.bin,
+                results[config_name].append(run(python, commands[config_name], env, bin_path,
                                                 stats if is_daemon else None))
-        print(f"{name} ({info.width}x{info.height}, {weights}), Python {version.stdout.strip()} ({python}), "
+        print(f"{name} ({model['size']}, {weights}), Python {version.stdout.strip()} ({python}), "
               f"{SECONDS:g} s at full speed x {ROUNDS} rounds:", flush=True)
         for config_name in names:
             runs = results[config_name]
@@ -293,10 +315,10 @@ def measure_model(name, model_dir, clip, port, tmp, stats):
         print(f"   OpenVINO alone, 1 stream against THROUGHPUT's streams: "
               f"{fmt_values([o['peak'] - a['peak'] for o, a in zip(one, alone)], '+.0f')} MiB peak, fps "
               f"x{fmt_values([o['fps'] / a['fps'] for o, a in zip(one, alone)], '.2f')} (per round)")
-        latency = results["daemon, hint latency"]
-        print(f"   daemon, hint latency against the daemon: "
-              f"{fmt_values([l['peak'] - d['peak'] for l, d in zip(latency, results['daemon'])], '+.0f')} MiB peak, fps "
-              f"x{fmt_values([l['fps'] / d['fps'] for l, d in zip(latency, results['daemon'])], '.2f')} (per round)")
+        for other in ("daemon, hint throughput", "daemon, hint latency"):
+            print(f"   daemon (auto) against {other[8:]}: "
+                  f"{fmt_values([d['peak'] - o['peak'] for d, o in zip(results['daemon'], results[other])], '+.0f')} "
+                  f"MiB peak, fps x{fmt_values([d['fps'] / o['fps'] for d, o in zip(results['daemon'], results[other])], '.2f')} (per round)")
         above = [d["peak"] - (a["peak"] - a["bin"]) for d, a in zip(results["daemon"], results["OpenVINO alone"])]
         speed = [d["fps"] / a["fps"] for d, a in zip(results["daemon"], results["OpenVINO alone"])]
         print(f"   daemon above OpenVINO alone without its .bin pages: {fmt_values(above, '+.0f')} MiB "
@@ -312,4 +334,7 @@ def fmt_values(values, spec=".0f"):
 
 
 if __name__ == "__main__":
-    main()
+    if PREPARE:
+        print(json.dumps(prepare(Path(sys.argv[2]))))
+    else:
+        main()
