@@ -1,5 +1,5 @@
 """The daemon against `benchmark_app` (OpenVINO's own throughput tool) on the same IR, device
-and number of requests, interleaved: daemon, benchmark_app, daemon, benchmark_app, ... (A B A B,
+number of requests and performance hint, interleaved: daemon, benchmark_app, daemon, benchmark_app, ... (A B A B,
 PAIRS pairs, default 5). Per pair the ratio daemon fps / benchmark_app fps; printed as median
 [min–max] over the pairs.                                                       goal >= 0.95
 
@@ -49,9 +49,9 @@ def make_clip(path: Path, size, frames=100):
     return path
 
 
-def benchmark_app(xml: Path, requests: int) -> float:
+def benchmark_app(xml: Path, requests: int, hint: str) -> float:
     tool = shutil.which("benchmark_app") or str(Path(sys.executable).parent / "benchmark_app")
-    out = subprocess.run([tool, "-m", str(xml), "-d", "CPU", "-hint", "throughput", "-nireq",
+    out = subprocess.run([tool, "-m", str(xml), "-d", "CPU", "-hint", hint.lower(), "-nireq",
                           str(requests), "-t", str(int(SECONDS)), "-api", "async"],
                          capture_output=True, text=True).stdout
     match = re.search(r"Throughput:\s+([0-9.]+) FPS", out)
@@ -82,13 +82,14 @@ def run_daemon(model_dir: Path, clip: Path, port: int):
         latency = list(daemon.output.latency_ms)
         inference = list(daemon.output.inference_ms)
         jobs = daemon.inference.jobs
+        hint = daemon.detector.adapter.hint  # what model.hint = "auto" chose on this OpenVINO
         # requests in flight on average / requests: what a request stands idle between its
         # result and its next frame is the rest
         busy = fps * statistics.mean(inference[-frames:]) / 1e3 / jobs
     finally:
         daemon.stop_event.set()
         daemon.stop()
-    return {"fps": fps, "jobs": jobs, "host_ms": host_ms, "by_thread": by_thread, "busy": busy,
+    return {"fps": fps, "jobs": jobs, "hint": hint, "host_ms": host_ms, "by_thread": by_thread, "busy": busy,
             "infer_p50": float(np.percentile(inference, 50)), "p50": float(np.percentile(latency, 50)),
             "p95": float(np.percentile(latency, 95))}
 
@@ -119,12 +120,13 @@ def main():
             daemon_runs, app_fps = [], []
             for pair in range(PAIRS):
                 daemon_runs.append(run_daemon(model_dir, clip, port))
-                app_fps.append(benchmark_app(xml, daemon_runs[-1]["jobs"]))
+                app_fps.append(benchmark_app(xml, daemon_runs[-1]["jobs"], daemon_runs[-1]["hint"]))
                 print(f"  pair {pair + 1}: daemon {daemon_runs[-1]['fps']:.2f} fps, "
                       f"benchmark_app {app_fps[-1]:.2f} fps", flush=True)
             fps = [r["fps"] for r in daemon_runs]
             jobs = sorted({r["jobs"] for r in daemon_runs})
-            print(f"1. yolov2-tiny-voc FP16 IR, CPU, {'/'.join(map(str, jobs))} requests, {SECONDS:g} s runs: "
+            print(f"1. yolov2-tiny-voc FP16 IR, CPU, {'/'.join(map(str, jobs))} requests, hint "
+                  f"{daemon_runs[0]['hint']}, {SECONDS:g} s runs: "
                   f"daemon {spread(fps)} fps, benchmark_app {spread(app_fps)} fps")
             print("   " + ratio_line("daemon / benchmark_app", fps, app_fps, "A B pairs") + " (goal >= 0.95)")
             print(f"   the daemon's requests busy {spread([r['busy'] for r in daemon_runs])} of the time "
