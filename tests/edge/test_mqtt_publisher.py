@@ -62,3 +62,21 @@ def test_a_reconnect_sends_online_the_outage_queue_and_every_config_again(broker
         assert pub.overflow == 7
     finally:
         pub.stop()
+
+
+def test_a_burst_of_events_while_connected_is_not_dropped(broker, subscriber):
+    pub, _ = publisher_with_discovery(broker.port, queue_limit=1)
+    pub.start()
+    try:
+        subscriber.wait_for(lambda: pub.connected and pub.queued == 0, what="first connect settled")
+        # a frame (or a stop) with many objects in view: an event each, then the next frame,
+        # handed over faster than paho's 20 in flight are acknowledged
+        for i in range(300):
+            assert pub.send("events", {"track_id": i}, qos=1, retain=False), f"event {i} refused"
+        assert pub.publish("detections", {"frame_id": 0}, qos=1)
+        subscriber.wait_for(lambda: len(subscriber.payloads("events")) == 300
+                            and len(subscriber.payloads("detections")) == 1, what="the whole burst")
+        assert [m["track_id"] for m in subscriber.payloads("events")] == list(range(300))
+        assert pub.overflow == 0
+    finally:
+        pub.stop()
