@@ -20,6 +20,7 @@ levels the product meets — that split lives only in `openvino_api()`:
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from pathlib import Path
@@ -151,10 +152,21 @@ class InferenceAdapter:
         return f"{self.device}, {self.runtime} {self.version}"
 
 
+def import_openvino():
+    """`import openvino`, without the model conversion API that OpenVINO 2023.1 on imports with
+    it (openvino.tools.ovc, and with that its telemetry, urllib and http.client): 0.3 s of every
+    start, for `convert_model`, which nothing here calls (graphs are built from opsets). OpenVINO's
+    __init__ goes on without it on an ImportError; None in sys.modules is how Python says absent."""
+    sys.modules.setdefault("openvino.tools.ovc", None)
+    import openvino
+
+    return openvino
+
+
 def openvino_api():
     """(Core, AsyncInferQueue, version string) from whichever API this OpenVINO offers."""
     try:
-        import openvino as ov
+        ov = import_openvino()
         if hasattr(ov, "Core"):
             return ov.Core, ov.AsyncInferQueue, ov.get_version()
     except ImportError:

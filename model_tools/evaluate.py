@@ -167,12 +167,14 @@ def detect_reference(net, weights, images: Sequence[Path], resize_mode: str, thr
     (`decoder`, see DECODERS), float input (no u8 rounding) resized with darknet's arithmetic,
     FP32 weights, darknet's decode and NMS, unclipped boxes, each image's detections in
     darknet's box order. What `detector map` computes, through OpenVINO on the CPU."""
-    import openvino as ov
     from tqdm import tqdm
 
     from edge_app.decode import RegionSpec, nms, region_candidates
     from edge_app.preprocess import boxes_to_frame, prepare_float
+    from edge_app.runtime import import_openvino
     from model_tools import export
+
+    ov = import_openvino()
 
     compiled = ov.Core().compile_model(export.build(net, weights, input_type=np.float32), "CPU")
     request = compiled.create_infer_request()

@@ -38,6 +38,9 @@ LEAKY_SLOPE = 0.1  # darknet's leaky activation
 
 
 def _ops():
+    from edge_app.runtime import import_openvino
+
+    import_openvino()
     import openvino.opset8 as ops  # current OpenVINO; the training box always has it
     return ops
 
@@ -77,7 +80,9 @@ def reorg(ops, x, shape, stride: int):
 def _weights(values: np.ndarray):
     """A float32 Constant straight from the array: opset's constant() goes through a Python list
     of every value (4 of yolov2-tiny-voc's 5.5 s export)."""
-    import openvino as ov
+    from edge_app.runtime import import_openvino
+
+    ov = import_openvino()
 
     return ov.op.Constant(np.ascontiguousarray(values, np.float32))
 
@@ -86,7 +91,9 @@ def build(net: Network, weights: Weights, input_type=np.uint8):
     """The OpenVINO model for a validated network and its weights (float32 constants).
     input_type float32 takes pixel values on the 0..255 scale without u8 rounding (evaluate's
     reference mode feeds darknet's own float input that way)."""
-    import openvino as ov
+    from edge_app.runtime import import_openvino
+
+    ov = import_openvino()
 
     ops = _ops()
     fork = weights.header.fork
@@ -167,7 +174,9 @@ def export(net: Network, weights: Weights, names: List[str], out_dir: Union[str,
     Files are built in a temporary folder and moved in one by one, the metadata last: a reader
     that finds the metadata finds the IR it describes (it also carries the IR's sha256).
     """
-    import openvino as ov
+    from edge_app.runtime import import_openvino
+
+    ov = import_openvino()
 
     out_dir = Path(out_dir)
     stem = Path(cfg_path or net.path).stem
