@@ -87,7 +87,7 @@ def detect_all(model_dir: Union[str, Path], images: Sequence[Path], threshold: f
         per_image[index] = [(images[index].stem, d.class_id, d.confidence, d.x1, d.y1, d.x2, d.y2)
                             for d in detector.decode(output, width, height)]
 
-    adapter.open(max(1, adapter.optimal_requests()), on_result)
+    adapter.open(adapter.optimal_requests(), on_result)
     started = time.perf_counter()
     try:
         for index, path in enumerate(tqdm(images, desc=desc, unit="img", disable=not progress, leave=False)):
