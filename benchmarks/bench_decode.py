@@ -11,7 +11,6 @@ Each figure: seconds per frame as median [min–max] over the rounds; each ratio
 round (peer time / our time: above 1 means we are faster).
     python benchmarks/bench_decode.py [rounds, default 7]
 """
-import statistics
 import struct
 import sys
 import tempfile

@@ -34,7 +34,6 @@ def main(rounds: int = 3, parts=(1, 2, 3)):
         net = cfg.load(cfg_path)
         weights_path = tmp / "b_1.weights"
         weights.write(weights_path, weights.random(net, seed=1))
-        names = (tmp / "ds" / "b.names").read_text().split()
         images = (tmp / "ds" / "valid.txt").read_text().split()
 
         (tmp / "results").mkdir()

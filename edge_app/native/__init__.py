@@ -13,7 +13,6 @@ from __future__ import annotations
 import ctypes
 import os
 from pathlib import Path
-from typing import Optional
 
 from edge_app.native.loader import CompiledLibrary, Unusable
 

@@ -257,7 +257,7 @@ def test_unreachable_broker_does_not_block_the_pipeline(model, clip, daemon_fact
     config.write_text(config_toml(model, clip, port))
     result = run_cli("edge_app", "check", "--config", config)
     assert result.returncode == 1
-    assert f"broker: FAILED" in result.stdout and f"127.0.0.1:{port}" in result.stdout
+    assert "broker: FAILED" in result.stdout and f"127.0.0.1:{port}" in result.stdout
     assert "model: ok" in result.stdout and "source: ok" in result.stdout
 
 

@@ -22,7 +22,6 @@ from hypothesis import given, strategies as st
 from edge_app import config as config_mod, metadata
 from edge_app.cli import read_image
 from edge_app.decode import RegionSpec, decode
-from edge_app.errors import InputError
 from tests.conftest import REPO, photo
 from tests.fuzz import (IN_PROCESS, SUBPROCESS, assert_cli_error_or_success, examples, files_under,
                         mutated, result_or_input_error)

@@ -2,7 +2,6 @@
 darknet's resize_image loops in float32, and its place in the metadata contract."""
 import json
 
-import cv2
 import numpy as np
 import pytest
 

@@ -1,6 +1,5 @@
 """Importers on hand-made files in each format, with the awkward cases, and a fuzz of
 malformed annotations: listed exclusions or a clear InputError, never a traceback."""
-import json
 import random
 import shutil
 

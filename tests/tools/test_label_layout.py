@@ -89,7 +89,7 @@ def test_check_refuses_training_on_no_object(tmp_path):
 
 
 def test_check_resolves_relative_paths_from_darknets_folder(tmp_path):
-    out = imported(tmp_path, names=("a.jpg", "b.jpg"))
+    imported(tmp_path, names=("a.jpg", "b.jpg"))
     rel = tmp_path / "rel.data"
     rel.write_text("classes=1\ntrain=out/train.txt\nvalid=out/valid.txt\n")
     assert dataset.check_labels(rel, base=tmp_path).images == 2
