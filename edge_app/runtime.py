@@ -237,9 +237,11 @@ class OpenVINOAdapter(InferenceAdapter):
     runtime = "OpenVINO"
 
     def __init__(self, info: ModelInfo, device: str = "CPU", core=None,
-                 hint: Optional[str] = None):
+                 hint: Optional[str] = None, page_out_after_compile: bool = True):
         """hint: model.hint, "auto", "throughput" (several requests in flight) or "latency"
-        (see performance_hint); None keeps the device's default."""
+        (see performance_hint); None keeps the device's default. page_out_after_compile: hand
+        back the file pages compiling read (filepages.py), for a long-lived process that keeps
+        one model; one that compiles model after model (evaluation) would only read them again."""
         super().__init__()
         Core, self._AsyncInferQueue, self.version = openvino_api()
         self.core = core or Core()
@@ -271,11 +273,12 @@ class OpenVINOAdapter(InferenceAdapter):
                                  str(info.xml), "export the model again with `model-tools export`") from None
             check_ir(info, _static_shape(model.inputs, "input", info), _static_shape(model.outputs, "output", info))
             self.compiled = self.core.compile_model(model, device, config)
-        # what compiling read once: current OpenVINO's mapping of the .bin, the code of its
-        # transformations and of every library's start-up (filepages.py)
-        log.debug("%.0f MiB of read-only file mappings handed back to the kernel", page_out() / 2 ** 20)
+        if page_out_after_compile:
+            # what compiling read once: current OpenVINO's mapping of the .bin, the code of its
+            # transformations and of every library's start-up (filepages.py)
+            log.debug("%.0f MiB of read-only file mappings handed back to the kernel", page_out() / 2 ** 20)
         self.device = device
-        self._request = self.compiled.create_infer_request()
+        self._request = None  # infer()'s, made on first use: the asynchronous path needs none
         self._queue = None
 
     def _read_model(self, info: ModelInfo, device: str):
@@ -311,6 +314,8 @@ class OpenVINOAdapter(InferenceAdapter):
 
     def infer(self, tensor: np.ndarray) -> np.ndarray:
         """Synchronous inference of one (1, H, W, 3) u8 tensor; returns a copy of the output."""
+        if self._request is None:
+            self._request = self.compiled.create_infer_request()
         self._request.infer({0: tensor})
         return self._request.get_output_tensor(0).data.copy()
 
