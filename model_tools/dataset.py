@@ -519,7 +519,7 @@ def build(imported: Imported, out_dir: Union[str, Path], *, names: Optional[Sequ
           test_keys: Sequence[str] = (), valid_keys: Sequence[str] = (), name: str = "dataset",
           progress: bool = True) -> Report:
     """Validate, split and write the darknet layout into out_dir; returns the report."""
-    from tqdm import tqdm
+    from model_tools.progress import bar
 
     out_dir = Path(out_dir).resolve()
     probe = out_dir / IMAGE_FOLDER / "probe.jpg"
@@ -540,7 +540,7 @@ def build(imported: Imported, out_dir: Union[str, Path], *, names: Optional[Sequ
     sizes: Dict[str, Tuple[int, int]] = {}
     digests: Dict[str, str] = {}
     stems: Dict[str, str] = {}
-    for item in tqdm(imported.items, desc="checking images", unit="img", disable=not progress):
+    for item in bar(imported.items, progress, desc="checking images", unit="img"):
         try:
             width, height = image_size(item.image)
             digest = hashlib.sha1(item.image.read_bytes()).hexdigest()
@@ -610,7 +610,7 @@ def _label_problem(label: str) -> Optional[str]:
 
 def _write_layout(kept: List[Item], sizes: Dict[str, Tuple[int, int]], classes: List[str], report: Report,
                   out_dir: Path, *, ratios, seed, test_keys, valid_keys, name, progress) -> Report:
-    from tqdm import tqdm
+    from model_tools.progress import bar
 
     splits = split_items(kept, ratios, seed, test_keys, valid_keys)
     images_dir = out_dir / IMAGE_FOLDER
@@ -621,7 +621,7 @@ def _write_layout(kept: List[Item], sizes: Dict[str, Tuple[int, int]], classes: 
     histogram: Counter = Counter()
     for split, split_items_ in splits.items():
         lines, difficult_lines = [], []
-        for item in tqdm(split_items_, desc=f"writing {split}", unit="img", disable=not progress):
+        for item in bar(split_items_, progress, desc=f"writing {split}", unit="img"):
             stem = item.where
             width, height = sizes[stem]
             target = images_dir / f"{stem}{_stored_suffix(item.image)}"

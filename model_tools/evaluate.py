@@ -8,7 +8,7 @@ import csv
 import json
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -66,37 +66,79 @@ def _refuse_legacy_difficult(record: Path) -> None:
                          "layout writes them where darknet's difficult= reads them")
 
 
-def detect_all(model_dir: Union[str, Path], images: Sequence[Path], threshold: float = 0.005,
-               nms: float = 0.45, progress: bool = True, desc: str = "evaluating") -> Tuple[List[Detection], float]:
+# Prepared network inputs kept from one checkpoint to the next: 1000 images at 416x416 take
+# 520 MB; past this budget the first images are kept and the rest read again for each checkpoint
+PREPARED_BUDGET = 256 * 2 ** 20
+
+
+class PreparedImages:
+    """The validation images as network inputs (read and prepared exactly as the Pi prepares a
+    frame, edge_app.preprocess), each made once per preprocessing — input size, resize mode,
+    interpolation — and reused by every checkpoint that shares it, up to `budget` bytes."""
+
+    def __init__(self, images: Sequence[Path], budget: int = PREPARED_BUDGET):
+        self.images = list(images)
+        self.budget = budget
+        self._key: Optional[tuple] = None
+        self._kept: List[Tuple[np.ndarray, int, int]] = []
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def inputs(self, detector) -> Iterator[Tuple[np.ndarray, int, int]]:
+        """(tensor, frame width, frame height) of every image in order, for this detector."""
+        import cv2
+
+        info = detector.info
+        key = (info.width, info.height, info.resize_mode, info.interpolation)
+        if key != self._key:
+            self._key, self._kept = key, []
+        room = self.budget // (info.width * info.height * 3)
+        for index, path in enumerate(self.images):
+            if index < len(self._kept):
+                yield self._kept[index]
+                continue
+            frame = cv2.imread(str(path))
+            if frame is None:
+                raise InputError("not a readable image", str(path), "remove it from the list or re-import")
+            item = (detector.prepare(frame), frame.shape[1], frame.shape[0])
+            if index == len(self._kept) < room:
+                self._kept.append(item)
+            yield item
+
+
+def detect_all(model_dir: Union[str, Path], images: Union[Sequence[Path], PreparedImages],
+               threshold: float = 0.005, nms: float = 0.45, progress: bool = True,
+               desc: str = "evaluating") -> Tuple[List[Detection], float]:
     """Run the exported model on every image with edge_app's Detector (as the Pi does). The
     images are independent: a stream per core, each with a request in flight, while this thread
-    reads the next image (one at a time, a small network leaves a core idle)."""
-    import cv2
-    from tqdm import tqdm
-
+    prepares the next image. images: paths, or PreparedImages shared between checkpoints."""
+    from edge_app import metadata
     from edge_app.detector import Detector
+    from edge_app.runtime import OpenVINOAdapter
+    from model_tools.progress import bar
 
-    detector = Detector(model_dir, "CPU", threshold, nms, hint="throughput")
-    adapter = detector.adapter
-    per_image: List[List[Detection]] = [[] for _ in images]
+    prepared = images if isinstance(images, PreparedImages) else PreparedImages(images, budget=0)
+    stems = [path.stem for path in prepared.images]
+    # no page-out after compiling: this process compiles the next checkpoint right after
+    adapter = OpenVINOAdapter(metadata.load(model_dir), "CPU", hint="throughput", page_out_after_compile=False)
+    detector = Detector(model_dir, "CPU", threshold, nms, adapter=adapter)
+    per_image: List[List[Detection]] = [[] for _ in stems]
 
     def on_result(userdata, output, error) -> None:  # on the runtime's thread
         if error is not None:
             raise error  # kept by the adapter as callback_error, raised below
         index, width, height = userdata
-        per_image[index] = [(images[index].stem, d.class_id, d.confidence, d.x1, d.y1, d.x2, d.y2)
+        per_image[index] = [(stems[index], d.class_id, d.confidence, d.x1, d.y1, d.x2, d.y2)
                             for d in detector.decode(output, width, height)]
 
     adapter.open(adapter.optimal_requests(), on_result)
     started = time.perf_counter()
     try:
-        for index, path in enumerate(tqdm(images, desc=desc, unit="img", disable=not progress, leave=False)):
-            frame = cv2.imread(str(path))
-            if frame is None:
-                raise InputError("not a readable image", str(path), "remove it from the list or re-import")
-            tensor = detector.prepare(frame)
+        inputs = bar(prepared.inputs(detector), progress, desc=desc, unit="img", total=len(stems), leave=False)
+        for index, (tensor, width, height) in enumerate(inputs):
             adapter.wait_for_free_slot()
-            adapter.submit(tensor, (index, frame.shape[1], frame.shape[0]))
+            adapter.submit(tensor, (index, width, height))
     finally:
         adapter.drain()
     if adapter.callback_error is not None:
@@ -167,12 +209,11 @@ def detect_reference(net, weights, images: Sequence[Path], resize_mode: str, thr
     (`decoder`, see DECODERS), float input (no u8 rounding) resized with darknet's arithmetic,
     FP32 weights, darknet's decode and NMS, unclipped boxes, each image's detections in
     darknet's box order. What `detector map` computes, through OpenVINO on the CPU."""
-    from tqdm import tqdm
-
     from edge_app.decode import RegionSpec, nms, region_candidates
     from edge_app.preprocess import boxes_to_frame, prepare_float
     from edge_app.runtime import import_openvino
     from model_tools import export
+    from model_tools.progress import bar
 
     ov = import_openvino()
 
@@ -183,7 +224,7 @@ def detect_reference(net, weights, images: Sequence[Path], resize_mode: str, thr
                       region.softmax, region.coords)
     found: List[Detection] = []
     started = time.perf_counter()
-    for path in tqdm(images, desc=desc, unit="img", disable=not progress, leave=False):
+    for path in bar(images, progress, desc=desc, unit="img", leave=False):
         frame = read_as_darknet(path, decoder)
         request.infer({0: prepare_float(frame, net.width, net.height, resize_mode)})
         raw = request.get_output_tensor(0).data
@@ -292,6 +333,7 @@ def evaluate_checkpoints(cfg_path: Union[str, Path], names: Sequence[str], valid
     out_dir = Path(out_dir)
     net = cfg_mod.load(cfg_path)
     images, truths = ground_truth(valid_list, names, difficult_list)
+    prepared = PreparedImages(images)  # read once for every checkpoint of the same input size
     rows: List[Dict[str, object]] = []
     for checkpoint in checkpoints:
         loaded = weights_mod.read(checkpoint, net)
@@ -311,7 +353,7 @@ def evaluate_checkpoints(cfg_path: Union[str, Path], names: Sequence[str], valid
                               interpolation=interpolation, cfg_path=str(cfg_path), weights_path=str(checkpoint))
             found, seconds = _cached_detections(
                 model_dir / "detections-device.json",
-                lambda: detect_all(model_dir, images, progress=progress, desc=f"evaluating {checkpoint.name}"))
+                lambda: detect_all(model_dir, prepared, progress=progress, desc=f"evaluating {checkpoint.name}"))
             computed["device"] = compute(found, truths, names, points=points)
             if seconds:
                 row["images_per_s"] = len(images) / max(seconds, 1e-9)

@@ -153,7 +153,8 @@ def generate(out_dir: Union[str, Path], count: int, seed: int = 0, labels: Seque
     """Write `count` images to out_dir/images and their boxes to out_dir/annotations.txt
     (Flickr Logos 27 format; subset = 1 + index % 6). Returns the annotation file."""
     import cv2
-    from tqdm import tqdm
+
+    from model_tools.progress import bar
 
     out_dir = Path(out_dir)
     images = out_dir / "images"
@@ -161,7 +162,7 @@ def generate(out_dir: Union[str, Path], count: int, seed: int = 0, labels: Seque
     rng = np.random.default_rng(seed)
     backgrounds = load_backgrounds()
     lines = []
-    for index in tqdm(range(count), desc="synthesising", unit="img", disable=not progress):
+    for index in bar(range(count), progress, desc="synthesising", unit="img"):
         image, boxes = make_image(backgrounds, labels, rng, size)
         name = f"synth{seed:03d}_{index:05d}.jpg"
         if not cv2.imwrite(str(images / name), image, [cv2.IMWRITE_JPEG_QUALITY, 92]):

@@ -1,0 +1,66 @@
+"""Evaluation reads and prepares each validation image once for every checkpoint of the same
+input (model_tools.evaluate.PreparedImages), and still scores each one as the Pi runs it."""
+import shutil
+
+import cv2
+import pytest
+
+from edge_app.detector import Detector
+from edge_app.errors import InputError
+from model_tools.evaluate import PreparedImages, detect_all
+from tests.conftest import PHOTOS, photo
+
+
+@pytest.fixture
+def jpegs(tmp_path):
+    """The darknet photos (each its own size) as JPEGs of this test's own, to remove at will."""
+    paths = []
+    for name in PHOTOS:
+        path = tmp_path / f"{name}.jpg"
+        shutil.copy(photo(name), path)
+        paths.append(path)
+    return paths
+
+
+def as_the_pi_runs_it(model, paths):
+    detector = Detector(model, "CPU", 0.005, 0.45)
+    found = []
+    for path in paths:
+        found += [(path.stem, d.class_id, d.confidence, d.x1, d.y1, d.x2, d.y2)
+                  for d in detector.detect(cv2.imread(str(path)))]
+    return found
+
+
+def test_a_second_checkpoint_reuses_the_prepared_images_and_scores_the_same(exported, jpegs):
+    model = exported("tiny-224x160", fp16=True, resize_mode="resize")[0]
+    expected = as_the_pi_runs_it(model, jpegs)
+    assert expected  # random weights and a 0.005 threshold: boxes on every photo
+    prepared = PreparedImages(jpegs)
+    first, _ = detect_all(model, prepared, progress=False)
+    for path in jpegs:
+        path.unlink()  # kept in memory: the next checkpoint does not read them again
+    second, _ = detect_all(model, prepared, progress=False)
+    assert first == expected and second == expected
+
+
+def test_past_the_budget_the_first_images_are_kept_and_the_rest_read_again(exported, jpegs):
+    model = exported("tiny-224x160", fp16=True, resize_mode="resize")[0]
+    expected = as_the_pi_runs_it(model, jpegs)
+    prepared = PreparedImages(jpegs, budget=2 * 224 * 160 * 3)  # room for two inputs
+    assert detect_all(model, prepared, progress=False)[0] == expected
+    for path in jpegs[:2]:
+        path.unlink()
+    assert detect_all(model, prepared, progress=False)[0] == expected
+    jpegs[2].unlink()
+    with pytest.raises(InputError) as failure:
+        detect_all(model, prepared, progress=False)
+    assert failure.value.where == str(jpegs[2])
+
+
+def test_another_preprocessing_prepares_the_images_anew(exported, jpegs):
+    resized = exported("tiny-224x160", fp16=True, resize_mode="resize")[0]
+    boxed = exported("tiny-224x160", fp16=True, resize_mode="letterbox")[0]
+    prepared = PreparedImages(jpegs)
+    assert detect_all(resized, prepared, progress=False)[0] == as_the_pi_runs_it(resized, jpegs)
+    assert detect_all(boxed, prepared, progress=False)[0] == as_the_pi_runs_it(boxed, jpegs)
+    assert detect_all(resized, prepared, progress=False)[0] == as_the_pi_runs_it(resized, jpegs)
