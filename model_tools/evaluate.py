@@ -7,8 +7,10 @@ from __future__ import annotations
 import csv
 import json
 import time
+from collections import deque
+from itertools import islice
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Deque, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -86,33 +88,55 @@ class PreparedImages:
         return len(self.images)
 
     def inputs(self, detector) -> Iterator[Tuple[np.ndarray, int, int]]:
-        """(tensor, frame width, frame height) of every image in order, for this detector."""
-        import cv2
+        """(tensor, frame width, frame height) of every image in order, for this detector.
+        Images not kept are read and prepared ahead by READERS threads (OpenCV's JPEG decoding
+        and the resize release the GIL), so that the thread submitting them keeps the
+        inference requests busy."""
+        from concurrent.futures import ThreadPoolExecutor
 
         info = detector.info
         key = (info.width, info.height, info.resize_mode, info.interpolation)
         if key != self._key:
             self._key, self._kept = key, []
         room = self.budget // (info.width * info.height * 3)
-        for index, path in enumerate(self.images):
-            if index < len(self._kept):
-                yield self._kept[index]
-                continue
-            frame = cv2.imread(str(path))
-            if frame is None:
-                raise InputError("not a readable image", str(path), "remove it from the list or re-import")
-            item = (detector.prepare(frame), frame.shape[1], frame.shape[0])
-            if index == len(self._kept) < room:
-                self._kept.append(item)
-            yield item
+        yield from self._kept[:len(self.images)]
+        rest = iter(self.images[len(self._kept):])
+        with ThreadPoolExecutor(READERS) as pool:
+            ahead: Deque = deque(pool.submit(_read_and_prepare, path, detector)
+                                 for path in islice(rest, READ_AHEAD))
+            try:
+                while ahead:
+                    item = ahead.popleft().result()
+                    following = next(rest, None)
+                    if following is not None:
+                        ahead.append(pool.submit(_read_and_prepare, following, detector))
+                    if len(self._kept) < room:
+                        self._kept.append(item)
+                    yield item
+            finally:
+                for future in ahead:  # stopped early (an error, a closed generator)
+                    future.cancel()
+
+
+READERS, READ_AHEAD = 2, 8  # threads reading validation images, images read ahead of inference
+
+
+def _read_and_prepare(path: Path, detector) -> Tuple[np.ndarray, int, int]:
+    import cv2
+
+    frame = cv2.imread(str(path))
+    if frame is None:
+        raise InputError("not a readable image", str(path), "remove it from the list or re-import")
+    return detector.prepare(frame), frame.shape[1], frame.shape[0]
 
 
 def detect_all(model_dir: Union[str, Path], images: Union[Sequence[Path], PreparedImages],
                threshold: float = 0.005, nms: float = 0.45, progress: bool = True,
                desc: str = "evaluating") -> Tuple[List[Detection], float]:
     """Run the exported model on every image with edge_app's Detector (as the Pi does). The
-    images are independent: a stream per core, each with a request in flight, while this thread
-    prepares the next image. images: paths, or PreparedImages shared between checkpoints."""
+    images are independent: a stream per core, each with requests in flight, images read ahead
+    (PreparedImages), and this thread decoding finished outputs between submissions.
+    images: paths, or PreparedImages shared between checkpoints."""
     from edge_app import metadata
     from edge_app.detector import Detector
     from edge_app.runtime import OpenVINOAdapter
@@ -124,25 +148,36 @@ def detect_all(model_dir: Union[str, Path], images: Union[Sequence[Path], Prepar
     adapter = OpenVINOAdapter(metadata.load(model_dir), "CPU", hint="throughput", page_out_after_compile=False)
     detector = Detector(model_dir, "CPU", threshold, nms, adapter=adapter)
     per_image: List[List[Detection]] = [[] for _ in stems]
+    # a request's stream waits for its callback: the callback only hands the output over, and
+    # this thread decodes it between submissions, while the requests run
+    outputs: Deque[Tuple[Tuple[int, int, int], np.ndarray]] = deque()
 
     def on_result(userdata, output, error) -> None:  # on the runtime's thread
         if error is not None:
             raise error  # kept by the adapter as callback_error, raised below
-        index, width, height = userdata
-        per_image[index] = [(stems[index], d.class_id, d.confidence, d.x1, d.y1, d.x2, d.y2)
-                            for d in detector.decode(output, width, height)]
+        outputs.append((userdata, output))
 
-    adapter.open(adapter.optimal_requests(), on_result)
+    def decode_ready() -> None:
+        while outputs:
+            (index, width, height), output = outputs.popleft()
+            per_image[index] = [(stems[index], d.class_id, d.confidence, d.x1, d.y1, d.x2, d.y2)
+                                for d in detector.decode(output, width, height)]
+
+    # a second request queued behind each running one: no stream idles while this thread wakes
+    # to submit (1.5 → 1.65 of the 2 cores busy, +10-15% images/s, on this box)
+    adapter.open(2 * adapter.optimal_requests(), on_result)
     started = time.perf_counter()
     try:
         inputs = bar(prepared.inputs(detector), progress, desc=desc, unit="img", total=len(stems), leave=False)
         for index, (tensor, width, height) in enumerate(inputs):
             adapter.wait_for_free_slot()
             adapter.submit(tensor, (index, width, height))
+            decode_ready()
     finally:
         adapter.drain()
     if adapter.callback_error is not None:
         raise adapter.callback_error
+    decode_ready()
     return [d for found in per_image for d in found], time.perf_counter() - started
 
 
