@@ -20,14 +20,15 @@ from edge_app.runtime import InferenceAdapter, open_adapter
 class Detector:
     """The model's metadata, its thresholds and the inference adapter that runs it.
 
+    model: the exported model's folder or metadata file, or its metadata already loaded.
     adapter: the runtime to use (tests pass a stand-in); by default the one open_adapter()
     picks for `device`."""
 
-    def __init__(self, model: Union[str, Path], device: str = "CPU",
+    def __init__(self, model: Union[str, Path, metadata.ModelInfo], device: str = "CPU",
                  conf_threshold: Optional[float] = None, nms_threshold: Optional[float] = None,
                  hint: Optional[str] = None, adapter: Optional[InferenceAdapter] = None,
                  engine: str = "openvino"):
-        self.info = metadata.load(model)
+        self.info = model if isinstance(model, metadata.ModelInfo) else metadata.load(model)
         self.adapter = adapter if adapter is not None else \
             open_adapter(self.info, device, hint, engine)
         self.spec = RegionSpec.from_info(self.info)

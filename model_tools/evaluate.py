@@ -99,7 +99,7 @@ class PreparedImages:
         if key != self._key:
             self._key, self._kept = key, []
         room = self.budget // (info.width * info.height * 3)
-        yield from self._kept[:len(self.images)]
+        yield from self._kept
         rest = iter(self.images[len(self._kept):])
         with ThreadPoolExecutor(READERS) as pool:
             ahead: Deque = deque(pool.submit(_read_and_prepare, path, detector)
@@ -145,8 +145,9 @@ def detect_all(model_dir: Union[str, Path], images: Union[Sequence[Path], Prepar
     prepared = images if isinstance(images, PreparedImages) else PreparedImages(images, budget=0)
     stems = [path.stem for path in prepared.images]
     # no page-out after compiling: this process compiles the next checkpoint right after
-    adapter = OpenVINOAdapter(metadata.load(model_dir), "CPU", hint="throughput", page_out_after_compile=False)
-    detector = Detector(model_dir, "CPU", threshold, nms, adapter=adapter)
+    info = metadata.load(model_dir)  # checks the IR's sha256: once
+    adapter = OpenVINOAdapter(info, "CPU", hint="throughput", page_out_after_compile=False)
+    detector = Detector(info, "CPU", threshold, nms, adapter=adapter)
     per_image: List[List[Detection]] = [[] for _ in stems]
     # a request's stream waits for its callback: the callback only hands the output over, and
     # this thread decodes it between submissions, while the requests run
