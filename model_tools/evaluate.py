@@ -71,6 +71,7 @@ def _refuse_legacy_difficult(record: Path) -> None:
 # Prepared network inputs kept from one checkpoint to the next: 1000 images at 416x416 take
 # 520 MB; past this budget the first images are kept and the rest read again for each checkpoint
 PREPARED_BUDGET = 256 * 2 ** 20
+READERS, READ_AHEAD = 2, 8  # threads reading validation images, images read ahead of inference
 
 
 class PreparedImages:
@@ -83,9 +84,6 @@ class PreparedImages:
         self.budget = budget
         self._key: Optional[tuple] = None
         self._kept: List[Tuple[np.ndarray, int, int]] = []
-
-    def __len__(self) -> int:
-        return len(self.images)
 
     def inputs(self, detector) -> Iterator[Tuple[np.ndarray, int, int]]:
         """(tensor, frame width, frame height) of every image in order, for this detector.
@@ -116,9 +114,6 @@ class PreparedImages:
             finally:
                 for future in ahead:  # stopped early (an error, a closed generator)
                     future.cancel()
-
-
-READERS, READ_AHEAD = 2, 8  # threads reading validation images, images read ahead of inference
 
 
 def _read_and_prepare(path: Path, detector) -> Tuple[np.ndarray, int, int]:
