@@ -35,9 +35,13 @@ class Detector:
         self.conf_threshold = self.info.conf_threshold if conf_threshold is None else conf_threshold
         self.nms_threshold = self.info.nms_threshold if nms_threshold is None else nms_threshold
 
+    @property
+    def preprocessing(self) -> tuple:
+        """prepare()'s arguments after the frame: input width, height, resize mode, interpolation."""
+        return self.info.width, self.info.height, self.info.resize_mode, self.info.interpolation
+
     def prepare(self, frame: np.ndarray) -> np.ndarray:
-        return prepare(frame, self.info.width, self.info.height, self.info.resize_mode,
-                       self.info.interpolation)
+        return prepare(frame, *self.preprocessing)
 
     def decode(self, raw: np.ndarray, frame_w: int, frame_h: int) -> List[Detection]:
         return decode(raw, self.spec, self.info.labels, frame_w, frame_h, self.info.width,

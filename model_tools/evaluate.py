@@ -8,6 +8,7 @@ import csv
 import json
 import time
 from collections import deque
+from contextlib import closing
 from itertools import islice
 from pathlib import Path
 from typing import Deque, Dict, Iterator, List, Optional, Sequence, Tuple, Union
@@ -73,56 +74,73 @@ def _refuse_legacy_difficult(record: Path) -> None:
 PREPARED_BUDGET = 256 * 2 ** 20
 READERS, READ_AHEAD = 2, 8  # threads reading validation images, images read ahead of inference
 
+# How a frame becomes the network input: preprocess.prepare's arguments after the frame, which
+# the exported metadata holds (Detector.preprocessing) and the export settings decide beforehand
+Preprocessing = Tuple[int, int, str, str]  # width, height, resize mode, interpolation
+
 
 class PreparedImages:
     """The validation images as network inputs (read and prepared exactly as the Pi prepares a
-    frame, edge_app.preprocess), each made once per preprocessing — input size, resize mode,
-    interpolation — and reused by every checkpoint that shares it, up to `budget` bytes."""
+    frame, edge_app.preprocess), each made once per preprocessing and reused by every
+    checkpoint that shares it, up to `budget` bytes. Reading can start before the model exists
+    (start()): the images are read while the checkpoint is exported and compiled."""
 
     def __init__(self, images: Sequence[Path], budget: int = PREPARED_BUDGET):
         self.images = list(images)
         self.budget = budget
-        self._key: Optional[tuple] = None
-        self._kept: List[Tuple[np.ndarray, int, int]] = []
+        self._key: Optional[Preprocessing] = None
+        self._pool = None
+        self._kept: List = []  # futures of the first images' inputs, for self._key
 
-    def inputs(self, detector) -> Iterator[Tuple[np.ndarray, int, int]]:
-        """(tensor, frame width, frame height) of every image in order, for this detector.
-        Images not kept are read and prepared ahead by READERS threads (OpenCV's JPEG decoding
-        and the resize release the GIL), so that the thread submitting them keeps the
-        inference requests busy."""
+    def start(self, key: Preprocessing) -> None:
+        """Begin reading and preparing the images the budget keeps, for this preprocessing,
+        on READERS threads (OpenCV's JPEG decoding and the resize release the GIL)."""
         from concurrent.futures import ThreadPoolExecutor
 
-        info = detector.info
-        key = (info.width, info.height, info.resize_mode, info.interpolation)
-        if key != self._key:
-            self._key, self._kept = key, []
-        room = self.budget // (info.width * info.height * 3)
-        yield from self._kept
+        if key == self._key:
+            return
+        self.close()
+        width, height = key[:2]
+        room = self.budget // (width * height * 3)
+        self._key, self._pool = key, ThreadPoolExecutor(READERS, thread_name_prefix="read")
+        self._kept = [self._pool.submit(_read_and_prepare, path, key) for path in self.images[:room]]
+
+    def close(self) -> None:
+        """Stop reading (what is queued is dropped) and forget the kept inputs."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        self._key, self._pool, self._kept = None, None, []
+
+    def inputs(self, key: Preprocessing) -> Iterator[Tuple[np.ndarray, int, int]]:
+        """(tensor, frame width, frame height) of every image in order, for this preprocessing:
+        the kept ones, then the others read READ_AHEAD ahead of the caller."""
+        self.start(key)
+        pool = self._pool
+        for future in self._kept:
+            yield future.result()
         rest = iter(self.images[len(self._kept):])
-        with ThreadPoolExecutor(READERS) as pool:
-            ahead: Deque = deque(pool.submit(_read_and_prepare, path, detector)
-                                 for path in islice(rest, READ_AHEAD))
-            try:
-                while ahead:
-                    item = ahead.popleft().result()
-                    following = next(rest, None)
-                    if following is not None:
-                        ahead.append(pool.submit(_read_and_prepare, following, detector))
-                    if len(self._kept) < room:
-                        self._kept.append(item)
-                    yield item
-            finally:
-                for future in ahead:  # stopped early (an error, a closed generator)
-                    future.cancel()
+        ahead: Deque = deque(pool.submit(_read_and_prepare, path, key) for path in islice(rest, READ_AHEAD))
+        try:
+            while ahead:
+                item = ahead.popleft().result()
+                following = next(rest, None)
+                if following is not None:
+                    ahead.append(pool.submit(_read_and_prepare, following, key))
+                yield item
+        finally:
+            for future in ahead:  # stopped early (an error, a closed generator)
+                future.cancel()
 
 
-def _read_and_prepare(path: Path, detector) -> Tuple[np.ndarray, int, int]:
+def _read_and_prepare(path: Path, key: Preprocessing) -> Tuple[np.ndarray, int, int]:
     import cv2
+
+    from edge_app.preprocess import prepare
 
     frame = cv2.imread(str(path))
     if frame is None:
         raise InputError("not a readable image", str(path), "remove it from the list or re-import")
-    return detector.prepare(frame), frame.shape[1], frame.shape[0]
+    return prepare(frame, *key), frame.shape[1], frame.shape[0]
 
 
 def detect_all(model_dir: Union[str, Path], images: Union[Sequence[Path], PreparedImages],
@@ -137,7 +155,10 @@ def detect_all(model_dir: Union[str, Path], images: Union[Sequence[Path], Prepar
     from edge_app.runtime import OpenVINOAdapter
     from model_tools.progress import bar
 
-    prepared = images if isinstance(images, PreparedImages) else PreparedImages(images, budget=0)
+    if not isinstance(images, PreparedImages):
+        with closing(PreparedImages(images, budget=0)) as own:
+            return detect_all(model_dir, own, threshold, nms, progress, desc)
+    prepared = images
     stems = [path.stem for path in prepared.images]
     # no page-out after compiling: this process compiles the next checkpoint right after
     info = metadata.load(model_dir)  # checks the IR's sha256: once
@@ -164,7 +185,8 @@ def detect_all(model_dir: Union[str, Path], images: Union[Sequence[Path], Prepar
     adapter.open(2 * adapter.optimal_requests(), on_result)
     started = time.perf_counter()
     try:
-        inputs = bar(prepared.inputs(detector), progress, desc=desc, unit="img", total=len(stems), leave=False)
+        inputs = bar(prepared.inputs(detector.preprocessing), progress, desc=desc, unit="img", total=len(stems),
+                     leave=False)
         for index, (tensor, width, height) in enumerate(inputs):
             adapter.wait_for_free_slot()
             adapter.submit(tensor, (index, width, height))
@@ -366,48 +388,53 @@ def evaluate_checkpoints(cfg_path: Union[str, Path], names: Sequence[str], valid
     images, truths = ground_truth(valid_list, names, difficult_list)
     prepared = PreparedImages(images)  # read once for every checkpoint of the same input size
     rows: List[Dict[str, object]] = []
-    for checkpoint in checkpoints:
-        loaded = weights_mod.read(checkpoint, net)
-        chosen_resize = resize_mode or export.default_resize_mode(net, loaded)
-        key = cache_key(cfg_path, checkpoint, images, fp16=fp16, resize_mode=chosen_resize,
-                        interpolation=interpolation)
-        model_dir = out_dir / "models" / f"{checkpoint.name}-{key}"
-        row: Dict[str, object] = {"checkpoint": checkpoint.name, "iteration": checkpoint_iteration(checkpoint),
-                                  "images_seen": loaded.header.seen, "weights": str(checkpoint),
-                                  "model_dir": str(model_dir), "mode": mode,
-                                  "decoder": "" if mode == "device" else decoder, "valid": str(valid_list),
-                                  "difficult": str(difficult_list or ""), "names": json.dumps(list(names))}
-        computed: Dict[str, Metrics] = {}
-        if mode in ("device", "both"):
-            if not (model_dir / "detections-device.json").exists():
-                export.export(net, loaded, list(names), model_dir, fp16=fp16, resize_mode=chosen_resize,
-                              interpolation=interpolation, cfg_path=str(cfg_path), weights_path=str(checkpoint))
-            found, seconds = _cached_detections(
-                model_dir / "detections-device.json",
-                lambda: detect_all(model_dir, prepared, progress=progress, desc=f"evaluating {checkpoint.name}"))
-            computed["device"] = compute(found, truths, names, points=points)
-            if seconds:
-                row["images_per_s"] = len(images) / max(seconds, 1e-9)
-        if mode in ("reference", "both"):
-            model_dir.mkdir(parents=True, exist_ok=True)
-            # one file per decoder: detections made with the other one (or, in files named
-            # detections-reference.json, with OpenCV before stb was the default) are not reused
-            found, seconds = _cached_detections(
-                model_dir / f"detections-reference-{decoder}.json",
-                lambda: detect_reference(net, loaded, images, chosen_resize, progress=progress,
-                                         desc=f"reference {checkpoint.name}", decoder=decoder))
-            computed["reference"] = compute(found, truths, names, points=points, reference=True)
-        main = computed.get("device", computed.get("reference"))
-        row.update(_row_metrics(main))
-        if mode == "both":
-            row.update(_row_metrics(computed["reference"], "ref_"))
-        from edge_app.atomic import write_text
+    try:
+        for checkpoint in checkpoints:
+            loaded = weights_mod.read(checkpoint, net)
+            chosen_resize = resize_mode or export.default_resize_mode(net, loaded)
+            key = cache_key(cfg_path, checkpoint, images, fp16=fp16, resize_mode=chosen_resize,
+                            interpolation=interpolation)
+            model_dir = out_dir / "models" / f"{checkpoint.name}-{key}"
+            row: Dict[str, object] = {"checkpoint": checkpoint.name, "iteration": checkpoint_iteration(checkpoint),
+                                      "images_seen": loaded.header.seen, "weights": str(checkpoint),
+                                      "model_dir": str(model_dir), "mode": mode,
+                                      "decoder": "" if mode == "device" else decoder, "valid": str(valid_list),
+                                      "difficult": str(difficult_list or ""), "names": json.dumps(list(names))}
+            computed: Dict[str, Metrics] = {}
+            if mode in ("device", "both"):
+                if not (model_dir / "detections-device.json").exists():
+                    # the images are read while the model is exported and compiled
+                    prepared.start((net.width, net.height, chosen_resize, interpolation))
+                    export.export(net, loaded, list(names), model_dir, fp16=fp16, resize_mode=chosen_resize,
+                                  interpolation=interpolation, cfg_path=str(cfg_path), weights_path=str(checkpoint))
+                found, seconds = _cached_detections(
+                    model_dir / "detections-device.json",
+                    lambda: detect_all(model_dir, prepared, progress=progress, desc=f"evaluating {checkpoint.name}"))
+                computed["device"] = compute(found, truths, names, points=points)
+                if seconds:
+                    row["images_per_s"] = len(images) / max(seconds, 1e-9)
+            if mode in ("reference", "both"):
+                model_dir.mkdir(parents=True, exist_ok=True)
+                # one file per decoder: detections made with the other one (or, in files named
+                # detections-reference.json, with OpenCV before stb was the default) are not reused
+                found, seconds = _cached_detections(
+                    model_dir / f"detections-reference-{decoder}.json",
+                    lambda: detect_reference(net, loaded, images, chosen_resize, progress=progress,
+                                             desc=f"reference {checkpoint.name}", decoder=decoder))
+                computed["reference"] = compute(found, truths, names, points=points, reference=True)
+            main = computed.get("device", computed.get("reference"))
+            row.update(_row_metrics(main))
+            if mode == "both":
+                row.update(_row_metrics(computed["reference"], "ref_"))
+            from edge_app.atomic import write_text
 
-        write_text(model_dir / "map.txt", "".join(
-            f"--- {name} ---\n{m.table()}" for name, m in computed.items()))
-        if keep is not None:
-            keep[checkpoint.name] = computed
-        rows.append(row)
+            write_text(model_dir / "map.txt", "".join(
+                f"--- {name} ---\n{m.table()}" for name, m in computed.items()))
+            if keep is not None:
+                keep[checkpoint.name] = computed
+            rows.append(row)
+    finally:
+        prepared.close()  # an error: no reading goes on behind it
     write_csv(rows, out_dir / "evaluation.csv")
     if plot and rows:
         from model_tools import plots

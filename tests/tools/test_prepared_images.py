@@ -1,13 +1,17 @@
 """Evaluation reads and prepares each validation image once for every checkpoint of the same
 input (model_tools.evaluate.PreparedImages), and still scores each one as the Pi runs it."""
 import shutil
+import threading
+from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from edge_app.detector import Detector
 from edge_app.errors import InputError
-from model_tools.evaluate import PreparedImages, detect_all
+from edge_app.preprocess import prepare
+from model_tools.evaluate import PreparedImages, detect_all, evaluate_checkpoints
 from tests.conftest import PHOTOS, photo
 
 
@@ -64,3 +68,40 @@ def test_another_preprocessing_prepares_the_images_anew(exported, jpegs):
     assert detect_all(resized, prepared, progress=False)[0] == as_the_pi_runs_it(resized, jpegs)
     assert detect_all(boxed, prepared, progress=False)[0] == as_the_pi_runs_it(boxed, jpegs)
     assert detect_all(resized, prepared, progress=False)[0] == as_the_pi_runs_it(resized, jpegs)
+
+
+def reader_threads():
+    return [t for t in threading.enumerate() if t.name.startswith("read")]
+
+
+def test_reading_started_before_the_model_exists_gives_the_inputs_the_pi_prepares(jpegs):
+    key = (224, 160, "resize", "darknet")  # what export will write into the metadata
+    prepared = PreparedImages(jpegs)
+    prepared.start(key)  # evaluation starts it, then exports and compiles the checkpoint
+    got = list(prepared.inputs(key))
+    for path in jpegs:
+        path.unlink()
+    again = list(prepared.inputs(key))  # the same preprocessing: nothing is read again
+    prepared.close()
+    for (tensor, width, height), (kept, _, _), path in zip(got, again, jpegs):
+        frame = cv2.imread(str(photo(path.stem)))
+        assert (width, height) == (frame.shape[1], frame.shape[0])
+        assert np.array_equal(tensor, prepare(frame, *key)) and np.array_equal(kept, tensor)
+    assert len(got) == len(jpegs) == len(again)
+    assert not reader_threads()
+
+
+def test_a_failed_export_leaves_no_reading_behind(tmp_path, exported, jpegs):
+    _, cfg, weights, names = exported("tiny-224x160", fp16=True, resize_mode="resize")
+    valid = tmp_path / "valid.txt"
+    valid.write_text("".join(f"{p}\n" for p in jpegs * 50))  # enough reading to outlast the export
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "models").write_text("a file where the exported models go")
+    with pytest.raises(InputError) as failure:  # held, as a caller reporting it holds it
+        evaluate_checkpoints(cfg, Path(names).read_text().split(), valid, [Path(weights)], out, plot=False,
+                             progress=False)
+    assert failure.value.where.startswith(str(out / "models"))
+    for thread in reader_threads():
+        thread.join(timeout=30)  # the images being read finish, the queued ones are dropped, the readers end
+    assert not reader_threads()
