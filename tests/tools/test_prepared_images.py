@@ -11,6 +11,7 @@ import pytest
 from edge_app.detector import Detector
 from edge_app.errors import InputError
 from edge_app.preprocess import prepare
+from model_tools import evaluate
 from model_tools.evaluate import PreparedImages, detect_all, evaluate_checkpoints
 from tests.conftest import PHOTOS, photo
 
@@ -105,3 +106,10 @@ def test_a_failed_export_leaves_no_reading_behind(tmp_path, exported, jpegs):
     for thread in reader_threads():
         thread.join(timeout=30)  # the images being read finish, the queued ones are dropped, the readers end
     assert not reader_threads()
+
+
+@pytest.mark.parametrize("backlog", [0, 2 ** 40], ids=["decoded-after-every-submission", "decoded-at-the-end"])
+def test_outputs_decoded_in_batches_of_any_size_score_as_the_pi(monkeypatch, exported, jpegs, backlog):
+    model = exported("tiny-224x160", fp16=True, resize_mode="resize")[0]
+    monkeypatch.setattr(evaluate, "DECODE_BACKLOG", backlog)
+    assert detect_all(model, jpegs * 3, progress=False)[0] == as_the_pi_runs_it(model, jpegs * 3)
