@@ -153,10 +153,21 @@ def bundle_darknet(cfg_path: str, weights_path: str, folder: Path, stem: str) ->
     """Copy the darknet cfg + weights beside the IR: the device's OpenCV-DNN engine (no
     OpenVINO, or no usable plugin) reads them. Returns their metadata entry."""
     names = {"cfg": f"{stem}.darknet.cfg", "weights": f"{stem}.darknet.weights"}
-    shutil.copyfile(cfg_path, folder / names["cfg"])
-    shutil.copyfile(weights_path, folder / names["weights"])
-    return {**names, "cfg_sha256": sha256_file(folder / names["cfg"]),
-            "weights_sha256": sha256_file(folder / names["weights"])}
+    return {**names, "cfg_sha256": _copy_hashed(cfg_path, folder / names["cfg"]),
+            "weights_sha256": _copy_hashed(weights_path, folder / names["weights"])}
+
+
+def _copy_hashed(source: Union[str, Path], target: Path) -> str:
+    """Copy a file; the sha256 of the bytes copied, read once (a 63 MB checkpoint was read four
+    times per export: copied, its copy hashed, and hashed twice more for the source entries)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(source, "rb") as src, open(target, "wb") as dst:
+        for block in iter(lambda: src.read(1 << 20), b""):
+            digest.update(block)
+            dst.write(block)
+    return digest.hexdigest()
 
 
 def darknet_files(data: Dict) -> List[str]:
@@ -196,9 +207,13 @@ def export(net: Network, weights: Weights, names: List[str], out_dir: Union[str,
     tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir))
     try:
         ov.save_model(model, str(tmp / f"{stem}.xml"), compress_to_fp16=fp16)
+        darknet = bundle_darknet(cfg_path, weights_path, tmp, stem) if cfg_path and weights_path else None
+        # the source files' hashes: the bundle's copies are their bytes
+        cfg_sha256 = darknet["cfg_sha256"] if darknet else sha256_file(cfg_path) if cfg_path else None
+        weights_sha256 = darknet["weights_sha256"] if darknet else sha256_file(weights_path) if weights_path else None
         data = {
             "schema_version": meta.SCHEMA_VERSION,
-            "model_id": f"{stem}-{sha256_file(weights_path)[:12]}" if weights_path else stem,
+            "model_id": f"{stem}-{weights_sha256[:12]}" if weights_sha256 else stem,
             "ir": {"xml": f"{stem}.xml", "bin": f"{stem}.bin",
                    "precision": "FP16" if fp16 else "FP32",
                    "xml_sha256": sha256_file(tmp / f"{stem}.xml"),
@@ -217,12 +232,11 @@ def export(net: Network, weights: Weights, names: List[str], out_dir: Union[str,
             "interpolation": interpolation,
             "thresholds": {"confidence": conf_threshold, "nms": nms_threshold},
             "source": {"cfg": os.path.basename(cfg_path), "weights": os.path.basename(weights_path),
-                       "cfg_sha256": sha256_file(cfg_path) if cfg_path else None,
-                       "weights_sha256": sha256_file(weights_path) if weights_path else None,
+                       "cfg_sha256": cfg_sha256, "weights_sha256": weights_sha256,
                        "darknet_fork": weights.header.fork, "seen": weights.header.seen},
         }
-        if cfg_path and weights_path:
-            data["darknet"] = bundle_darknet(cfg_path, weights_path, tmp, stem)
+        if darknet:
+            data["darknet"] = darknet
         meta.validate(data, "export")  # the contract the edge will check, checked here first
         # drop the old metadata first: no moment where it describes IR files it did not hash
         (out_dir / f"{stem}.json").unlink(missing_ok=True)
