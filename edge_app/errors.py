@@ -34,7 +34,9 @@ def did_you_mean(word: str, choices) -> str:
 
 
 def run_command(parser, argv=None) -> int:
-    """Parse, run the chosen sub-command, and turn an InputError into one message + exit 2."""
+    """Parse, run the chosen sub-command, and turn an InputError into one message + exit 2.
+    Output piped into a reader that stops early (`| head`) ends the command quietly, exit 1."""
+    import os
     import sys
 
     args = parser.parse_args(argv)
@@ -43,3 +45,7 @@ def run_command(parser, argv=None) -> int:
     except InputError as exc:
         print(f"{parser.prog} {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # nobody reads the rest: point stdout at /dev/null so the final flush cannot fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1

@@ -1,10 +1,13 @@
 """Bad input through the real command lines: a clear message, exit 2, nothing written."""
 import hashlib
+import os
+import subprocess
+import sys
 
 import pytest
 
 from model_tools import cfg, weights
-from tests.conftest import TEST_CFGS
+from tests.conftest import REPO, TEST_CFGS
 
 CFG = TEST_CFGS["tiny-224x160"]
 
@@ -110,3 +113,14 @@ def test_check_prints_the_plan(run_cli, good):
     result = run_cli("model_tools", "check", CFG, w, check=True)
     assert "224x160" in result.stdout and "grid 7x5" in result.stdout
     assert "sizes match the cfg" in result.stdout
+
+
+def test_output_into_a_reader_that_has_gone_ends_quietly():
+    """`model-tools check x.cfg | head -1`: the rest of the output has nobody to read it (both
+    command lines share edge_app.errors.run_command, which says so)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # gone before the first line is written
+    result = subprocess.run([sys.executable, "-m", "model_tools", "check", CFG], stdout=write_end,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=120)
+    os.close(write_end)
+    assert (result.returncode, result.stderr) == (1, "")
