@@ -509,7 +509,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    return run_command(build_parser(), argv)
+    code = run_command(build_parser(), argv)
+    if argv is None:  # the program itself (not a caller in this process): end it now
+        _exit_without_teardown(code)
+    return code
+
+
+def _exit_without_teardown(code: int) -> None:
+    """End the process once the command is done, skipping the interpreter's teardown: freeing
+    every object and module and unloading numpy's, OpenCV's and OpenVINO's libraries, 50-80 ms
+    after every command (8% of evaluating 200 images) for memory the kernel reclaims anyway
+    (mypy ends the same way). Done only when nothing can be lost: every file this package writes
+    is written and closed before its command returns, the atexit handlers (logging's flush
+    among them) run here, the output is flushed, and no other Python thread is alive."""
+    import atexit
+    import os
+    import threading
+
+    if any(t is not threading.main_thread() and t.is_alive() and not t.daemon for t in threading.enumerate()):
+        return  # the interpreter waits for them, as usual
+    atexit._run_exitfuncs()
+    code = 0 if code is None else int(code)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):  # a closed pipe: 120, as the ordinary exit says it
+        code = code or 120
+    os._exit(code)
 
 
 if __name__ == "__main__":
