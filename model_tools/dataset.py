@@ -759,8 +759,11 @@ def darknet_label_path(image_path: Union[str, Path], fork: str) -> Path:
 def label_path(image_path: Union[str, Path]) -> Path:
     """The labels of an image as darknet reads them: beside it (every fork), else where a fork
     rewrites the path to (datasets laid out for one fork, e.g. VOC's JPEGImages → labels)."""
-    candidates = [beside_label_path(image_path)] + [darknet_label_path(image_path, f) for f in FORKS]
-    return next((c for c in candidates if c.suffix == ".txt" and c.exists()), candidates[0])
+    beside = beside_label_path(image_path)
+    if beside.suffix == ".txt" and beside.exists():  # the usual layout: no other path to build
+        return beside
+    forks = (darknet_label_path(image_path, f) for f in FORKS)
+    return next((c for c in forks if c.suffix == ".txt" and c.exists()), beside)
 
 
 @dataclass
