@@ -521,11 +521,15 @@ def _exit_without_teardown(code: int) -> None:
     after every command (8% of evaluating 200 images) for memory the kernel reclaims anyway
     (mypy ends the same way). Done only when nothing can be lost: every file this package writes
     is written and closed before its command returns, the atexit handlers (logging's flush
-    among them) run here, the output is flushed, and no other Python thread is alive."""
+    among them) run here, the output is flushed, and no other Python thread is alive. Not
+    under a profiler or tracer (`python -m cProfile -m model_tools ...` writes its figures after
+    the program returns)."""
     import atexit
     import os
     import threading
 
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        return
     if any(t is not threading.main_thread() and t.is_alive() and not t.daemon for t in threading.enumerate()):
         return  # the interpreter waits for them, as usual
     atexit._run_exitfuncs()
