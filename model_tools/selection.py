@@ -8,7 +8,7 @@ from typing import Dict, List, Sequence, Union
 import numpy as np
 
 from edge_app.errors import InputError
-from model_tools.metrics import Detection, Truth, average_precision, match
+from model_tools.metrics import Detection, Truth, match
 
 
 def select(rows: Sequence[Dict[str, object]]) -> Dict[str, object]:
@@ -56,32 +56,50 @@ def bootstrap_map_difference(a: Sequence[Detection], b: Sequence[Detection], tru
     weights = rng.multinomial(len(images), np.full(len(images), 1 / len(images)), size=resamples).astype(float)
 
     def prepared(dets):
+        """Per class: the images of its true positives in score order, and for each of them
+        how many false positives of each image rank before it."""
         order, outcome, _, _ = match(dets, truths, iou_threshold)
+        order = np.asarray(order, int)
+        classes = np.array([d[1] for d in dets], int)[order]
+        images_of = np.array([index[d[0]] for d in dets], int)[order]
+        outcome = outcome[order]
         per_class = []
         for k in range(len(names)):
-            kept = [i for i in order if dets[i][1] == k and outcome[i] >= 0]
-            per_class.append((np.array([index[dets[i][0]] for i in kept], int),
-                              np.array([outcome[i] == 1 for i in kept], bool)))
+            mine = classes == k
+            tp_at = np.flatnonzero(mine & (outcome == 1))
+            fp_at = np.flatnonzero(mine & (outcome == 0))  # -1: on a difficult truth, counts for nothing
+            before = np.searchsorted(tp_at, fp_at)  # the first true positive each false positive precedes
+            counts = np.zeros((len(tp_at) + 1, len(images)))
+            np.add.at(counts, (before, images_of[fp_at]), 1.0)
+            per_class.append((images_of[tp_at], np.cumsum(counts, axis=0)[:-1]))
         return per_class
 
     def maps(per_class):
         result = np.zeros(resamples)
         counted = np.zeros(resamples)
-        for k, (img, is_tp) in enumerate(per_class):
+        for k, (tp_images, fp_before) in enumerate(per_class):
             n_truth = weights[:, truth_img[truth_cls == k]].sum(axis=1)
-            w = weights[:, img]  # (resamples, detections)
-            tp = np.cumsum(w * is_tp, axis=1)
-            fp = np.cumsum(w * ~is_tp, axis=1)
-            for r in range(resamples):
-                if n_truth[r] > 0:
-                    present = w[r] > 0
-                    recall = tp[r, present] / n_truth[r]
-                    precision = tp[r, present] / np.maximum(tp[r, present] + fp[r, present], 1e-12)
-                    result[r] += average_precision(recall, precision)
-                    counted[r] += 1
+            result += _resampled_ap(weights[:, tp_images], weights @ fp_before.T, n_truth)
+            counted += n_truth > 0
         return result / np.maximum(counted, 1)
 
     return maps(prepared(a)) - maps(prepared(b))
+
+
+def _resampled_ap(tp_weight: np.ndarray, fp_before: np.ndarray, n_truth: np.ndarray) -> np.ndarray:
+    """metrics.average_precision (area under the envelope) of each resample (a row): the weight
+    in it of each true positive in score order, and the weight of the false positives ranked
+    before each. Only true positives add recall, and the envelope's maximum over the points
+    from one on is reached at a true positive (a false positive only lowers precision): so
+    AP = sum over true positives of recall added × the best precision at it or after it.
+    A resample with no truth of the class scores 0."""
+    if tp_weight.shape[1] == 0:
+        return np.zeros(len(n_truth))
+    tp = np.cumsum(tp_weight, axis=1)
+    precision = tp / np.maximum(tp + fp_before, 1e-12)
+    envelope = np.maximum.accumulate(precision[:, ::-1], axis=1)[:, ::-1]
+    ap = (tp_weight * envelope).sum(axis=1) / np.maximum(n_truth, 1e-12)
+    return np.where(n_truth > 0, ap, 0.0)
 
 
 def uncertainty_note(rows: Sequence[Dict[str, object]], best: Dict[str, object], resamples: int = 300) -> str:

@@ -66,3 +66,27 @@ def test_report_warns_when_the_lead_is_inside_the_uncertainty(tmp_path):
     best = selection.select(rows)
     note = selection.uncertainty_note(rows, best, resamples=100)
     assert "closer than the evaluation's uncertainty" in note
+
+
+def test_each_resample_scores_what_the_metrics_give_its_images_drawn_again():
+    """The bootstrap's mAPs against metrics.compute on each resample built image by image (an
+    image drawn n times is there n times), difficult truths and classes absent from some
+    resamples included."""
+    truths, good, noisy = scene(12, 3)
+    truths[0] = truths[0][:6] + (True,)  # difficult: a detection on it counts for nothing
+    # class b's truths in two images only: many resamples have none (its AP does not count there)
+    truths = [t for t in truths if t[1] == 0 or t[0] in ("im4", "im5")]
+    images = sorted({t[0] for t in truths} | {d[0] for d in good} | {d[0] for d in noisy})
+    resamples = 40
+    draws = np.random.default_rng(0).multinomial(len(images), np.full(len(images), 1 / len(images)), size=resamples)
+    diff = selection.bootstrap_map_difference(good, noisy, truths, NAMES, resamples=resamples, seed=0)
+
+    def resampled(items, counts):
+        return [(f"{item[0]}#{copy}",) + tuple(item[1:]) for item in items
+                for copy in range(counts[images.index(item[0])])]
+
+    for r, counts in enumerate(draws):
+        expected = (metrics.compute(resampled(good, counts), resampled(truths, counts), NAMES).map
+                    - metrics.compute(resampled(noisy, counts), resampled(truths, counts), NAMES).map)
+        assert abs(diff[r] - expected) < 1e-12, (r, diff[r], expected)
+    assert len(set(np.round(diff, 9))) > 10  # the resamples do differ
