@@ -9,11 +9,15 @@ Boxes travel as corners x ± w/2, y ± h/2 relative to the network input until m
   prob = objectness * class probability, kept where > threshold (objectness too)
 NMS follows do_nms_sort: per class, by falling prob, drop boxes whose IoU with a kept box of
 the same class is > the NMS threshold. IoU is taken before any clamping, as darknet does.
+
+A batch of outputs (n, channels, H, W) decodes in one pass (decode_batch): the evaluator scores
+a checkpoint's whole validation set so, and the Pi's single frame is a batch of one — the same
+arithmetic element by element, so both find the same detections to the bit.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple
+from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -37,14 +41,18 @@ class RegionSpec:
 
 @dataclass(frozen=True)
 class Candidates:
-    """Detections before NMS; boxes are (n, 4) x1, y1, x2, y2 relative to the network input."""
+    """Detections before NMS; boxes are (n, 4) x1, y1, x2, y2 relative to the network input.
+    frame: for a batch of outputs, which one each candidate comes from (ascending); None for
+    candidates of a single output."""
 
     boxes: np.ndarray
     score: np.ndarray
     class_id: np.ndarray
+    frame: Optional[np.ndarray] = None
 
-    def take(self, index: np.ndarray) -> "Candidates":
-        return Candidates(self.boxes[index], self.score[index], self.class_id[index])
+    def take(self, index) -> "Candidates":
+        return Candidates(self.boxes[index], self.score[index], self.class_id[index],
+                          None if self.frame is None else self.frame[index])
 
     def __len__(self) -> int:
         return len(self.score)
@@ -61,18 +69,20 @@ MAX_LOG_SCALE = 20.0
 
 
 def region_candidates(raw: np.ndarray, spec: RegionSpec, threshold: float) -> Candidates:
-    """Every (box, class) whose prob = objectness * class probability is > threshold."""
+    """Every (box, class) whose prob = objectness * class probability is > threshold, in each
+    output of raw (n, channels, H, W); `frame` says which, in ascending order."""
     grid_h, grid_w = raw.shape[-2:]
     per_anchor = spec.coords + 1 + spec.classes
-    out = raw.reshape(spec.num, per_anchor, grid_h, grid_w)
+    out = raw.reshape(-1, spec.num, per_anchor, grid_h, grid_w)
     # prob <= objectness, so only cells whose objectness passes can yield a detection; compare
     # in logit space (σ(x) > t ⇔ x > ln(t/(1-t))), with a margin: the exact test is prob > t
     floor = np.log(threshold / (1 - threshold)) - 1e-3 if 0 < threshold < 1 else -np.inf
-    anchor, row, col = np.nonzero(out[:, spec.coords] > floor)
+    frame, anchor, row, col = np.nonzero(out[:, :, spec.coords] > floor)
     if len(anchor) == 0:  # an empty scene, a camera's most common frame: skip the rest
-        return Candidates(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
-    objectness = _sigmoid(out[anchor, spec.coords, row, col])
-    logits = out[anchor, spec.coords + 1:, row, col]  # (cells, classes)
+        return Candidates(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64),
+                          np.zeros(0, np.int64))
+    objectness = _sigmoid(out[frame, anchor, spec.coords, row, col])
+    logits = out[frame, anchor, spec.coords + 1:, row, col]  # (cells, classes)
     if spec.softmax:
         e = np.exp(logits - logits.max(axis=1, keepdims=True))
         class_prob = e / e.sum(axis=1, keepdims=True)
@@ -80,13 +90,13 @@ def region_candidates(raw: np.ndarray, spec: RegionSpec, threshold: float) -> Ca
         class_prob = _sigmoid(logits)
     prob = objectness[:, None] * class_prob
     cell, class_id = np.nonzero(prob > threshold)
-    anchor = anchor[cell]
-    t = out[anchor, :4, row[cell], col[cell]]  # (n, 4): tx, ty, tw, th
+    frame, anchor, row, col = frame[cell], anchor[cell], row[cell], col[cell]
+    t = out[frame, anchor, :4, row, col]  # (n, 4): tx, ty, tw, th
     grid = np.array([grid_w, grid_h], np.float32)
-    centre = (np.stack([col[cell], row[cell]], axis=1) + _sigmoid(t[:, :2])) / grid
+    centre = (np.stack([col, row], axis=1) + _sigmoid(t[:, :2])) / grid
     half = np.exp(np.minimum(t[:, 2:], MAX_LOG_SCALE)) * spec.anchors[anchor] / (2 * grid)
     return Candidates(np.concatenate([centre - half, centre + half], axis=1),
-                      prob[cell, class_id], class_id)
+                      prob[cell, class_id], class_id, frame)
 
 
 def _iou_matrix(boxes: np.ndarray) -> np.ndarray:
@@ -160,17 +170,44 @@ def nms(c: Candidates, threshold: float) -> np.ndarray:
     return kept[np.argsort(-c.score[kept], kind="stable")]
 
 
+class Found(NamedTuple):
+    """Detections of a batch of outputs: frame (which output), class_id, score and boxes (n, 4)
+    x1, y1, x2, y2 in frame pixels, ordered by frame and, within one, best first."""
+
+    frame: np.ndarray
+    class_id: np.ndarray
+    score: np.ndarray
+    boxes: np.ndarray
+
+
+def decode_batch(raw: np.ndarray, spec: RegionSpec, frame_sizes: Sequence[Tuple[int, int]], net_w: int,
+                 net_h: int, resize_mode: str, conf_threshold: float, nms_threshold: float) -> Found:
+    """Raw region outputs (n, channels, H, W) of n frames of frame_sizes (width, height) →
+    their detections in frame pixels. NMS runs per frame (boxes of two frames never meet)."""
+    candidates = region_candidates(raw, spec, conf_threshold)
+    if len(candidates) == 0:  # an empty scene, a camera's most common frame
+        return Found(candidates.frame, candidates.class_id, candidates.score, np.zeros((0, 4)))
+    if len(frame_sizes) == 1:  # the Pi's frame: no split, the frame size as plain ints
+        kept = candidates.take(nms(candidates, nms_threshold))
+        boxes = boxes_to_frame(kept.boxes, *frame_sizes[0], net_w, net_h, resize_mode)
+        return Found(kept.frame, kept.class_id, kept.score, boxes)
+    bounds = np.searchsorted(candidates.frame, np.arange(len(frame_sizes) + 1)).tolist()
+    kept = candidates.take(np.concatenate(
+        [np.zeros(0, np.intp)] + [start + nms(candidates.take(slice(start, stop)), nms_threshold)
+                                  for start, stop in zip(bounds, bounds[1:]) if stop > start]))
+    sizes = np.asarray(frame_sizes, np.int64).reshape(-1, 2)[kept.frame]
+    boxes = boxes_to_frame(kept.boxes, sizes[:, 0], sizes[:, 1], net_w, net_h, resize_mode)
+    return Found(kept.frame, kept.class_id, kept.score, boxes)
+
+
 def decode(raw: np.ndarray, spec: RegionSpec, labels: Sequence[str], frame_w: int, frame_h: int,
            net_w: int, net_h: int, resize_mode: str, conf_threshold: float,
            nms_threshold: float) -> List[Detection]:
-    """Raw region output → detections in frame pixels, best first."""
-    candidates = region_candidates(raw, spec, conf_threshold)
-    if len(candidates) == 0:
-        return []
-    kept = candidates.take(nms(candidates, nms_threshold))
-    boxes = boxes_to_frame(kept.boxes, frame_w, frame_h, net_w, net_h, resize_mode)
+    """Raw output of one frame → detections in frame pixels, best first."""
+    found = decode_batch(raw, spec, [(frame_w, frame_h)], net_w, net_h, resize_mode, conf_threshold,
+                         nms_threshold)
     return [Detection(k, labels[k], s, *b)
-            for k, s, b in zip(kept.class_id.tolist(), kept.score.tolist(), boxes.tolist())]
+            for k, s, b in zip(found.class_id.tolist(), found.score.tolist(), found.boxes.tolist())]
 
 
 def filter_classes(detections: List[Detection], allowed: Tuple[str, ...]) -> List[Detection]:

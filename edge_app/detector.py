@@ -6,12 +6,12 @@ exactly as the device will run it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from edge_app import metadata
-from edge_app.decode import RegionSpec, decode
+from edge_app.decode import Found, RegionSpec, decode, decode_batch
 from edge_app.detection import Detection
 from edge_app.preprocess import prepare
 from edge_app.runtime import InferenceAdapter, open_adapter
@@ -47,6 +47,12 @@ class Detector:
         return decode(raw, self.spec, self.info.labels, frame_w, frame_h, self.info.width,
                       self.info.height, self.info.resize_mode, self.conf_threshold,
                       self.nms_threshold)
+
+    def decode_batch(self, raw: np.ndarray, frame_sizes: Sequence[Tuple[int, int]]) -> Found:
+        """Raw outputs of several frames (width, height each) at once: decode()'s detections of
+        each, as arrays (the evaluator's path; the same arithmetic as decode())."""
+        return decode_batch(raw, self.spec, frame_sizes, self.info.width, self.info.height,
+                            self.info.resize_mode, self.conf_threshold, self.nms_threshold)
 
     def raw(self, frame: np.ndarray) -> np.ndarray:
         return self.adapter.infer(self.prepare(frame))

@@ -16,7 +16,7 @@ The two differ by up to a third of a pixel in where they sample, enough to move 
 from __future__ import annotations
 
 import threading
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Dict, Optional, Tuple
 
 import numpy as np
@@ -28,8 +28,13 @@ INTERPOLATIONS = ("darknet", "opencv-linear")
 LEGACY_INTERPOLATION = "opencv-linear"  # metadata written before the field existed
 
 
-def letterbox_size(frame_w: int, frame_h: int, net_w: int, net_h: int) -> Tuple[int, int]:
-    """The scaled image size inside the letterbox, with darknet's integer arithmetic."""
+def letterbox_size(frame_w, frame_h, net_w: int, net_h: int) -> Tuple:
+    """The scaled image size inside the letterbox, with darknet's integer arithmetic: ints for
+    an int frame size; int arrays for arrays of them (the frames of a batch), element by element."""
+    if isinstance(frame_w, np.ndarray):
+        wide = net_w / frame_w < net_h / frame_h
+        return (np.where(wide, net_w, (frame_w * net_h) // frame_h),
+                np.where(wide, (frame_h * net_w) // frame_w, net_h))
     if net_w / frame_w < net_h / frame_h:
         return net_w, (frame_h * net_w) // frame_w
     return (frame_w * net_h) // frame_h, net_h
@@ -221,17 +226,23 @@ def prepare_float(frame: np.ndarray, net_w: int, net_h: int, mode: str) -> np.nd
     return (tensor * np.float32(255))[None]
 
 
-def boxes_to_frame(boxes: np.ndarray, frame_w: int, frame_h: int, net_w: int, net_h: int,
+def boxes_to_frame(boxes: np.ndarray, frame_w, frame_h, net_w: int, net_h: int,
                    mode: str, clip: bool = True) -> np.ndarray:
     """(n, 4) network-relative x1, y1, x2, y2 → frame pixels, clamped to the frame (unless
-    not `clip`: darknet's `detector map` scores unclipped boxes).
+    not `clip`: darknet's `detector map` scores unclipped boxes). frame_w, frame_h: the frame's
+    size, or int arrays (n,) of each box's frame size (a batch of frames).
 
     Letterbox follows darknet's correct_region_boxes (integer scaled size, float half-offsets).
     """
+    if isinstance(frame_w, np.ndarray):
+        frame_w, frame_h = frame_w.astype(np.int64)[:, None], frame_h.astype(np.int64)[:, None]
+        join = partial(np.concatenate, axis=1)
+    else:
+        join = np.array
     if mode == "letterbox":
         new_w, new_h = letterbox_size(frame_w, frame_h, net_w, net_h)
-        offset = np.array([(net_w - new_w) / 2.0 / net_w, (net_h - new_h) / 2.0 / net_h] * 2)
-        scale = np.array([new_w / net_w, new_h / net_h] * 2)
+        offset = join([(net_w - new_w) / 2.0 / net_w, (net_h - new_h) / 2.0 / net_h] * 2)
+        scale = join([new_w / net_w, new_h / net_h] * 2)
         boxes = (boxes - offset) / scale
-    frame = np.array([frame_w, frame_h, frame_w, frame_h], np.float64)
+    frame = join([frame_w, frame_h, frame_w, frame_h]).astype(np.float64)
     return np.clip(boxes * frame, 0, frame) if clip else boxes * frame

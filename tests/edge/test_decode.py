@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from edge_app.decode import Candidates, RegionSpec, decode, nms, region_candidates
+from edge_app.decode import Candidates, RegionSpec, decode, decode_batch, nms, region_candidates
 from edge_app.preprocess import boxes_to_frame, letterbox_size
 from tests.edge import reference
 
@@ -122,3 +122,30 @@ def test_empty_scene_decodes_to_nothing_with_consistent_shapes():
     c = region_candidates(raw, spec(), 0.25)
     assert len(c) == 0 and c.boxes.shape == (0, 4) and len(nms(c, 0.45)) == 0
     assert decode(raw, spec(), ["a", "b", "c"], 640, 480, 160, 128, "resize", 0.25, 0.45) == []
+
+
+@pytest.mark.parametrize("classes,softmax,mode", [(3, True, "letterbox"), (20, True, "resize"),
+                                                   (80, False, "letterbox")])
+def test_a_batch_decodes_as_its_frames_one_by_one(classes, softmax, mode):
+    # the evaluator decodes a checkpoint's outputs as one batch, the Pi one frame at a time:
+    # the detections must be the same to the bit (same order, same floats)
+    rng = np.random.default_rng(classes)
+    s = RegionSpec(classes, len(ANCHORS), ANCHORS, softmax)
+    raw = rng.normal(0, 3, (7, 1, 2 * (5 + classes), 6, 8)).astype(np.float32)
+    raw[2] = -30.0  # a frame with no candidate at all, between others
+    sizes = [(640, 480), (333, 200), (500, 400), (200, 333), (416, 416), (100, 999), (640, 480)]
+    labels = [f"c{k}" for k in range(classes)]
+    batch = decode_batch(raw, s, sizes, 224, 160, mode, 0.01, 0.45)
+    one_by_one = [(i, *d) for i, ((w, h), r) in enumerate(zip(sizes, raw))
+                  for d in decode(r, s, labels, w, h, 224, 160, mode, 0.01, 0.45)]
+    assert len(one_by_one) > 100 and 2 not in batch.frame.tolist()
+    got = list(zip(batch.frame.tolist(), batch.class_id.tolist(), batch.score.tolist(), *batch.boxes.T.tolist()))
+    assert got == [(i, k, conf, x1, y1, x2, y2) for i, k, _, conf, x1, y1, x2, y2 in one_by_one]
+
+
+def test_letterbox_size_of_a_batch_is_each_frames():
+    w = np.array([640, 480, 333, 1, 1000, 416])
+    h = np.array([480, 640, 200, 999, 1, 416])
+    new_w, new_h = letterbox_size(w, h, 224, 160)
+    each = [letterbox_size(a, b, 224, 160) for a, b in zip(w.tolist(), h.tolist())]
+    assert list(zip(new_w.tolist(), new_h.tolist())) == each
