@@ -29,13 +29,25 @@ def ground_truth(valid_list: Union[str, Path], names: Sequence[str],
     each image's label file (see dataset.label_path), and with `difficult_list` (the .data's
     difficult=, which `model-tools import` writes for VOC) the label file of line i of that list
     as image i's difficult truths. Image sizes come from the headers."""
-    from model_tools.dataset import LEGACY_DIFFICULT_JSON, label_path, list_paths, read_difficult_list, read_labels
-    from model_tools.imagesize import image_size
+    paths = validation_images(valid_list)
+    return paths, _truths(paths, Path(valid_list), names, difficult_list)
 
-    valid_list = Path(valid_list)
+
+def validation_images(valid_list: Union[str, Path]) -> List[Path]:
+    """The images of a darknet list; InputError for an empty list."""
+    from model_tools.dataset import list_paths
+
     paths = list_paths(valid_list)
     if not paths:
         raise InputError("the validation list is empty", str(valid_list), "import a dataset with a valid split")
+    return paths
+
+
+def _truths(paths: List[Path], valid_list: Path, names: Sequence[str],
+            difficult_list: Union[str, Path, None]) -> List[Truth]:
+    from model_tools.dataset import LEGACY_DIFFICULT_JSON, label_path, read_difficult_list, read_labels
+    from model_tools.imagesize import image_size
+
     difficult_paths: List[Optional[Path]] = [None] * len(paths)
     if difficult_list:
         difficult_paths = list(read_difficult_list(difficult_list, len(paths), str(difficult_list)))
@@ -53,7 +65,7 @@ def ground_truth(valid_list: Union[str, Path], names: Sequence[str],
                 if k >= len(names):
                     raise InputError(f"class id {k} is beyond the {len(names)} names", str(source))
                 truths.append((path.stem, k, x1, y1, x2, y2, hard))
-    return paths, truths
+    return truths
 
 
 def _refuse_legacy_difficult(record: Path) -> None:
@@ -390,7 +402,8 @@ def evaluate_checkpoints(cfg_path: Union[str, Path], names: Sequence[str], valid
         raise InputError(f"unknown image decoder {decoder!r}", "--decoder", f"use one of {', '.join(DECODERS)}")
     out_dir = Path(out_dir)
     net = cfg_mod.load(cfg_path)
-    images, truths = ground_truth(valid_list, names, difficult_list)
+    images = validation_images(valid_list)
+    truths: Optional[List[Truth]] = None  # read while the first checkpoint's images are
     prepared = PreparedImages(images)  # read once for every checkpoint of the same input size
     core = None  # one OpenVINO Core for every checkpoint, made when first needed
     rows: List[Dict[str, object]] = []
@@ -406,11 +419,14 @@ def evaluate_checkpoints(cfg_path: Union[str, Path], names: Sequence[str], valid
                                       "model_dir": str(model_dir), "mode": mode,
                                       "decoder": "" if mode == "device" else decoder, "valid": str(valid_list),
                                       "difficult": str(difficult_list or ""), "names": json.dumps(list(names))}
+            fresh = mode in ("device", "both") and not (model_dir / "detections-device.json").exists()
+            if fresh:  # the reader threads decode the images while this one reads the truths, exports, compiles
+                prepared.start((net.width, net.height, chosen_resize, interpolation))
+            if truths is None:
+                truths = _truths(images, Path(valid_list), names, difficult_list)
             computed: Dict[str, Metrics] = {}
             if mode in ("device", "both"):
-                if not (model_dir / "detections-device.json").exists():
-                    # the images are read while the model is exported and compiled
-                    prepared.start((net.width, net.height, chosen_resize, interpolation))
+                if fresh:
                     export.export(net, loaded, list(names), model_dir, fp16=fp16, resize_mode=chosen_resize,
                                   interpolation=interpolation, cfg_path=str(cfg_path), weights_path=str(checkpoint))
                     core = _new_core() if core is None else core

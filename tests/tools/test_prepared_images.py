@@ -108,6 +108,23 @@ def test_a_failed_export_leaves_no_reading_behind(tmp_path, exported, jpegs):
     assert not reader_threads()
 
 
+def test_a_bad_label_found_while_the_images_are_read_stops_the_reading(tmp_path, exported, jpegs):
+    # the truths are read while the reader threads decode the images: an error there ends both,
+    # and nothing is exported
+    _, cfg, weights, names = exported("tiny-224x160", fp16=True, resize_mode="resize")
+    valid = tmp_path / "valid.txt"
+    valid.write_text("".join(f"{p}\n" for p in jpegs * 50))
+    jpegs[-1].with_suffix(".txt").write_text("0 0.5 0.5 nan 0.2\n")
+    out = tmp_path / "out"
+    with pytest.raises(InputError) as failure:
+        evaluate_checkpoints(cfg, Path(names).read_text().split(), valid, [Path(weights)], out, plot=False,
+                             progress=False)
+    assert failure.value.where.startswith(str(jpegs[-1].with_suffix(".txt")))
+    for thread in reader_threads():
+        thread.join(timeout=30)
+    assert not reader_threads() and not (out / "models").exists()
+
+
 @pytest.mark.parametrize("backlog", [0, 2 ** 40], ids=["decoded-after-every-submission", "decoded-at-the-end"])
 def test_outputs_decoded_in_batches_of_any_size_score_as_the_pi(monkeypatch, exported, jpegs, backlog):
     model = exported("tiny-224x160", fp16=True, resize_mode="resize")[0]
