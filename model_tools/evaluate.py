@@ -343,7 +343,7 @@ def write_csv(rows: Sequence[Dict[str, object]], path: Union[str, Path]) -> None
 MODES = ("device", "reference", "both")
 
 
-def cache_key(cfg_path: Union[str, Path], checkpoint: Path, images: Sequence[Path], **settings) -> str:
+def cache_key(cfg_path: Union[str, Path], weights_sha256: str, images: Sequence[Path], **settings) -> str:
     """What defines a checkpoint's detections: the cfg's and the weights' bytes, the image list
     and the preprocessing/precision settings. A changed cfg never reuses old detections."""
     import hashlib
@@ -351,7 +351,7 @@ def cache_key(cfg_path: Union[str, Path], checkpoint: Path, images: Sequence[Pat
     from model_tools.export import sha256_file
 
     h = hashlib.sha256()
-    for part in (sha256_file(cfg_path), sha256_file(checkpoint), "\n".join(map(str, images)),
+    for part in (sha256_file(cfg_path), weights_sha256, "\n".join(map(str, images)),
                  json.dumps(settings, sort_keys=True)):
         h.update(part.encode())
         h.update(b"\0")
@@ -411,7 +411,7 @@ def evaluate_checkpoints(cfg_path: Union[str, Path], names: Sequence[str], valid
         for checkpoint in checkpoints:
             loaded = weights_mod.read(checkpoint, net)
             chosen_resize = resize_mode or export.default_resize_mode(net, loaded)
-            key = cache_key(cfg_path, checkpoint, images, fp16=fp16, resize_mode=chosen_resize,
+            key = cache_key(cfg_path, loaded.sha256, images, fp16=fp16, resize_mode=chosen_resize,
                             interpolation=interpolation)
             model_dir = out_dir / "models" / f"{checkpoint.name}-{key}"
             row: Dict[str, object] = {"checkpoint": checkpoint.name, "iteration": checkpoint_iteration(checkpoint),

@@ -149,12 +149,18 @@ def default_resize_mode(net: Network, weights: Weights) -> str:
     return "letterbox" if net.letter_box or weights.header.fork == "pjreddie" else "resize"
 
 
-def bundle_darknet(cfg_path: str, weights_path: str, folder: Path, stem: str) -> Dict:
+def bundle_darknet(cfg_path: str, weights_path: str, folder: Path, stem: str,
+                   weights: Optional[Weights] = None) -> Dict:
     """Copy the darknet cfg + weights beside the IR: the device's OpenCV-DNN engine (no
-    OpenVINO, or no usable plugin) reads them. Returns their metadata entry."""
+    OpenVINO, or no usable plugin) reads them. Returns their metadata entry. `weights` read
+    from weights_path (weights.read) are written from the bytes read, hashed once."""
     names = {"cfg": f"{stem}.darknet.cfg", "weights": f"{stem}.darknet.weights"}
-    return {**names, "cfg_sha256": _copy_hashed(cfg_path, folder / names["cfg"]),
-            "weights_sha256": _copy_hashed(weights_path, folder / names["weights"])}
+    if weights is not None and weights.source is not None:
+        (folder / names["weights"]).write_bytes(weights.source)
+        weights_sha256 = weights.sha256
+    else:
+        weights_sha256 = _copy_hashed(weights_path, folder / names["weights"])
+    return {**names, "cfg_sha256": _copy_hashed(cfg_path, folder / names["cfg"]), "weights_sha256": weights_sha256}
 
 
 def _copy_hashed(source: Union[str, Path], target: Path) -> str:
@@ -180,7 +186,8 @@ def export(net: Network, weights: Weights, names: List[str], out_dir: Union[str,
            cfg_path: str = "",
            weights_path: str = "", conf_threshold: float = 0.25,
            nms_threshold: float = 0.45) -> Dict:
-    """Write <stem>.xml/.bin and <stem>.json into out_dir; return the metadata.
+    """Write <stem>.xml/.bin and <stem>.json into out_dir; return the metadata. weights_path:
+    the file `weights` were read from (its bytes go into the bundle, its hash into the metadata).
 
     Files are built in a temporary folder and moved in one by one, the metadata last: a reader
     that finds the metadata finds the IR it describes (it also carries the IR's sha256).
@@ -207,10 +214,11 @@ def export(net: Network, weights: Weights, names: List[str], out_dir: Union[str,
     tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir))
     try:
         ov.save_model(model, str(tmp / f"{stem}.xml"), compress_to_fp16=fp16)
-        darknet = bundle_darknet(cfg_path, weights_path, tmp, stem) if cfg_path and weights_path else None
+        darknet = bundle_darknet(cfg_path, weights_path, tmp, stem, weights) if cfg_path and weights_path else None
         # the source files' hashes: the bundle's copies are their bytes
         cfg_sha256 = darknet["cfg_sha256"] if darknet else sha256_file(cfg_path) if cfg_path else None
-        weights_sha256 = darknet["weights_sha256"] if darknet else sha256_file(weights_path) if weights_path else None
+        weights_sha256 = darknet["weights_sha256"] if darknet else \
+            (weights.sha256 or sha256_file(weights_path)) if weights_path else None
         data = {
             "schema_version": meta.SCHEMA_VERSION,
             "model_id": f"{stem}-{weights_sha256[:12]}" if weights_sha256 else stem,

@@ -10,7 +10,8 @@ misread every 20-byte file by 4 bytes).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import List, Optional, Union
 
@@ -105,6 +106,16 @@ class Weights:
     header: Header
     floats: np.ndarray  # every parameter, in file order
     layers: tuple  # ConvParams or None per cfg layer
+    # the file's bytes as read() found them (None for weights made here): hashed once for the
+    # evaluation cache and the export's metadata, and written as they are into the export's bundle
+    source: Optional[bytes] = field(default=None, repr=False, compare=False)
+
+    @cached_property
+    def sha256(self) -> Optional[str]:
+        """The sha256 of the file's bytes, or None for weights made in memory."""
+        import hashlib
+
+        return None if self.source is None else hashlib.sha256(self.source).hexdigest()
 
     def to_bytes(self) -> bytes:
         return self.header.to_bytes() + self.floats.astype("<f4").tobytes()
@@ -177,7 +188,7 @@ def read(path: Union[str, Path], net: Network) -> Weights:
                 f"{net.path}:{layer.line} is negative ({float(params.rolling_variance[bad]):g}); "
                 "a variance cannot be, and the exported model would output NaN", path,
                 "the file is corrupt or belongs to another cfg: pass the weights trained with this cfg")
-    return Weights(header, floats, layers)
+    return Weights(header, floats, layers, data)
 
 
 def with_fork(weights: Weights, fork: Optional[str]) -> Weights:

@@ -83,6 +83,9 @@ def test_metadata_matches_json_schema_and_cfg(exported):
     assert info.resize_mode == "resize" and info.precision == "FP16"
     import hashlib
     assert info.raw["source"]["weights_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+    # the bundle for OpenCV DNN: the checkpoint's bytes as they are, under the same hash
+    assert (model_dir / info.raw["darknet"]["weights"]).read_bytes() == weights.read_bytes()
+    assert info.raw["darknet"]["weights_sha256"] == info.raw["source"]["weights_sha256"]
     assert info.raw["ir"]["bin_sha256"] == hashlib.sha256(info.bin.read_bytes()).hexdigest()
 
 

@@ -30,6 +30,18 @@ def test_header_forms_and_byte_identical_round_trip(tiny, header, size, tmp_path
     assert (tmp_path / "b.weights").read_bytes() == path.read_bytes()
 
 
+def test_read_weights_keep_the_files_bytes_and_their_hash(tiny, tmp_path):
+    # hashed once for the evaluation cache and the export metadata, written as-is into the bundle
+    import hashlib
+
+    path = tmp_path / "a.weights"
+    path.write_bytes(weights.random(tiny, seed=5, header=Header(0, 2, 5, 64000)).to_bytes())
+    loaded = weights.read(path, tiny)
+    assert loaded.source == path.read_bytes() and loaded.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert weights.with_fork(loaded, "pjreddie").sha256 == loaded.sha256  # the fork is read into, not written
+    assert weights.random(tiny).sha256 is None and weights.partial(tiny, loaded, 2).sha256 is None
+
+
 def test_arrays_are_cut_in_darknet_order(tiny, tmp_path):
     first = tiny.layers[0]
     n, c, k = first.filters, first.in_shape[0], first.size
