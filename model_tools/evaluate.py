@@ -9,6 +9,7 @@ import json
 import time
 from collections import deque
 from contextlib import closing
+from functools import lru_cache
 from itertools import islice
 from pathlib import Path
 from typing import Deque, Dict, Iterator, List, Optional, Sequence, Tuple, Union
@@ -162,28 +163,42 @@ def _read_and_prepare(path: Path, key: Preprocessing) -> Tuple[np.ndarray, int, 
     return prepare(frame, *key), frame.shape[1], frame.shape[0]
 
 
-def detect_all(model_dir: Union[str, Path], images: Union[Sequence[Path], PreparedImages],
-               threshold: float = 0.005, nms: float = 0.45, progress: bool = True,
-               desc: str = "evaluating", core=None) -> Tuple[List[Detection], float]:
-    """Run the exported model on every image with edge_app's Detector (as the Pi does). The
-    images are independent: a stream per core, each with requests in flight, images read ahead
-    (PreparedImages), and the outputs decoded in batches (DECODE_BACKLOG).
-    images: paths, or PreparedImages shared between checkpoints. core: an OpenVINO Core to
-    compile with, shared between checkpoints (a new one loads the CPU plugin again, ~25 ms)."""
+def open_detector(model_dir: Union[str, Path], threshold: float = 0.005, nms: float = 0.45, core=None):
+    """edge_app's Detector on the exported model, compiled for this machine's CPU as evaluation
+    runs it (the throughput hint: a stream per core). core: an OpenVINO Core to compile with,
+    shared between checkpoints (a new one loads the CPU plugin again, ~25 ms)."""
     from edge_app import metadata
     from edge_app.detector import Detector
     from edge_app.runtime import OpenVINOAdapter
+
+    info = metadata.load(model_dir)  # checks the IR's sha256: once
+    # no page-out after compiling: this process compiles the next checkpoint right after
+    adapter = OpenVINOAdapter(info, "CPU", core=core, hint="throughput", page_out_after_compile=False)
+    return Detector(info, "CPU", threshold, nms, adapter=adapter)
+
+
+def detect_all(model_dir: Union[str, Path], images: Union[Sequence[Path], PreparedImages],
+               threshold: float = 0.005, nms: float = 0.45, progress: bool = True,
+               desc: str = "evaluating", core=None) -> Tuple[List[Detection], float]:
+    """Run the exported model on every image with edge_app's Detector (as the Pi does):
+    open_detector, then detect_with."""
+    return detect_with(open_detector(model_dir, threshold, nms, core), images, progress, desc)
+
+
+def detect_with(detector, images: Union[Sequence[Path], PreparedImages], progress: bool = True,
+                desc: str = "evaluating") -> Tuple[List[Detection], float]:
+    """Every image through an open_detector Detector: its detections and the seconds taken. The
+    images are independent: a stream per core, each with requests in flight, images read ahead
+    (PreparedImages), and the outputs decoded in batches (DECODE_BACKLOG).
+    images: paths, or PreparedImages shared between checkpoints."""
     from model_tools.progress import bar
 
     if not isinstance(images, PreparedImages):
         with closing(PreparedImages(images, budget=0)) as own:
-            return detect_all(model_dir, own, threshold, nms, progress, desc, core)
+            return detect_with(detector, own, progress, desc)
     prepared = images
     stems = [path.stem for path in prepared.images]
-    # no page-out after compiling: this process compiles the next checkpoint right after
-    info = metadata.load(model_dir)  # checks the IR's sha256: once
-    adapter = OpenVINOAdapter(info, "CPU", core=core, hint="throughput", page_out_after_compile=False)
-    detector = Detector(info, "CPU", threshold, nms, adapter=adapter)
+    adapter = detector.adapter
     found: List[Detection] = []
     outputs: List[Tuple[Tuple[str, int, int], np.ndarray]] = []  # in image order, not yet decoded
 
@@ -191,8 +206,7 @@ def detect_all(model_dir: Union[str, Path], images: Union[Sequence[Path], Prepar
         if outputs:
             batch = detector.decode_batch(np.stack([output for _, output in outputs]),
                                           [(width, height) for (_, width, height), _ in outputs])
-            stems = [outputs[i][0][0] for i in batch.frame.tolist()]
-            found.extend(zip(stems, batch.class_id.tolist(), batch.score.tolist(), *batch.boxes.T.tolist()))
+            found.extend(zip([outputs[i][0][0] for i in batch.frame.tolist()], batch.class_id.tolist(), batch.score.tolist(), *batch.boxes.T.tolist()))
         outputs.clear()
 
     started = time.perf_counter()
@@ -208,6 +222,18 @@ def detect_all(model_dir: Union[str, Path], images: Union[Sequence[Path], Prepar
             decode_outputs()
     decode_outputs()
     return found, time.perf_counter() - started
+
+
+def _compile_beside(model_dir: Path, core, work):
+    """(open_detector(model_dir), work()): the model compiled on a worker thread while this one
+    does `work` (OpenVINO releases the GIL while it compiles; the truths of 200 images take
+    ~20 ms). An error on either side is raised once both have ended."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="compile") as pool:
+        compiling = pool.submit(open_detector, model_dir, core=core)
+        done = work()
+        return compiling.result(), done
 
 
 def _new_core():
@@ -403,7 +429,11 @@ def evaluate_checkpoints(cfg_path: Union[str, Path], names: Sequence[str], valid
     out_dir = Path(out_dir)
     net = cfg_mod.load(cfg_path)
     images = validation_images(valid_list)
-    truths: Optional[List[Truth]] = None  # read while the first checkpoint's images are
+
+    @lru_cache(maxsize=None)
+    def truths() -> List[Truth]:  # read once: while the first checkpoint compiles, or when first needed
+        return _truths(images, Path(valid_list), names, difficult_list)
+
     prepared = PreparedImages(images)  # read once for every checkpoint of the same input size
     core = None  # one OpenVINO Core for every checkpoint, made when first needed
     rows: List[Dict[str, object]] = []
@@ -419,22 +449,21 @@ def evaluate_checkpoints(cfg_path: Union[str, Path], names: Sequence[str], valid
                                       "model_dir": str(model_dir), "mode": mode,
                                       "decoder": "" if mode == "device" else decoder, "valid": str(valid_list),
                                       "difficult": str(difficult_list or ""), "names": json.dumps(list(names))}
-            fresh = mode in ("device", "both") and not (model_dir / "detections-device.json").exists()
-            if fresh:  # the reader threads decode the images while this one reads the truths, exports, compiles
-                prepared.start((net.width, net.height, chosen_resize, interpolation))
-            if truths is None:
-                truths = _truths(images, Path(valid_list), names, difficult_list)
             computed: Dict[str, Metrics] = {}
             if mode in ("device", "both"):
-                if fresh:
+                detector = None
+                if not (model_dir / "detections-device.json").exists():
+                    # the reader threads decode the images while this one exports and compiles
+                    prepared.start((net.width, net.height, chosen_resize, interpolation))
                     export.export(net, loaded, list(names), model_dir, fp16=fp16, resize_mode=chosen_resize,
                                   interpolation=interpolation, cfg_path=str(cfg_path), weights_path=str(checkpoint))
                     core = _new_core() if core is None else core
-                found, seconds = _cached_detections(
+                    detector = _compile_beside(model_dir, core, truths)[0]
+                found, seconds = _cached_detections(  # a damaged cache is recomputed: compile then
                     model_dir / "detections-device.json",
-                    lambda: detect_all(model_dir, prepared, progress=progress, desc=f"evaluating {checkpoint.name}",
-                                       core=core))
-                computed["device"] = compute(found, truths, names, points=points)
+                    lambda: detect_with(detector or open_detector(model_dir, core=core), prepared, progress=progress,
+                                        desc=f"evaluating {checkpoint.name}"))
+                computed["device"] = compute(found, truths(), names, points=points)
                 if seconds:
                     row["images_per_s"] = len(images) / max(seconds, 1e-9)
             if mode in ("reference", "both"):
@@ -445,7 +474,7 @@ def evaluate_checkpoints(cfg_path: Union[str, Path], names: Sequence[str], valid
                     model_dir / f"detections-reference-{decoder}.json",
                     lambda: detect_reference(net, loaded, images, chosen_resize, progress=progress,
                                              desc=f"reference {checkpoint.name}", decoder=decoder))
-                computed["reference"] = compute(found, truths, names, points=points, reference=True)
+                computed["reference"] = compute(found, truths(), names, points=points, reference=True)
             main = computed.get("device", computed.get("reference"))
             row.update(_row_metrics(main))
             if mode == "both":

@@ -8,6 +8,7 @@ cv::imread (test_darknet_decoder.py reads its pixels back). Our side therefore r
 decoder="opencv" here, on PNG (where the decoders agree) and on JPEG (where they do not). The
 default decoder, stb (AlexeyAB built without OpenCV), cannot be compared with a darknet in CI:
 test_darknet_decoder.py checks its pixels against ones AlexeyAB's loader produced."""
+import json
 import subprocess
 from pathlib import Path
 
@@ -142,6 +143,12 @@ def test_evaluate_cli_both_modes_one_pass_cached(valid_set, run_cli, tmp_path):
     third = run_cli("model_tools", *args, "--no-plots", "--interpolation", "opencv-linear", "--mode", "device")
     assert third.returncode == 0, third.stderr[-2000:]
     assert len(list((ev / "models").rglob("detections-device.json"))) == 2
+    # a damaged cache is detected again (the model compiled then), to the same figures
+    cached[0].write_text('{"detections": [')
+    fourth = run_cli("model_tools", *args, "--no-plots")
+    assert fourth.returncode == 0, fourth.stderr[-2000:]
+    assert fourth.stdout.split("checkpoint")[0] == first.stdout.split("checkpoint")[0]
+    assert json.loads(cached[0].read_text())["detections"]
 
 
 def synth_voc(root: Path, count: int) -> Path:
