@@ -384,17 +384,56 @@ def cache_key(cfg_path: Union[str, Path], weights_sha256: str, images: Sequence[
     return h.hexdigest()[:16]
 
 
+def detections_path(model_dir: Union[str, Path], mode: str, decoder: str = "") -> Path:
+    """Where a checkpoint's detections are cached: one file per mode ("device", "reference"),
+    and for reference mode per image decoder."""
+    return Path(model_dir) / (f"detections-{mode}.npz" if mode == "device" else f"detections-{mode}-{decoder}.npz")
+
+
+def save_detections(path: Path, found: Sequence[Detection], seconds: float) -> None:
+    """Detections as columns in an .npz (binary floats: exact, and ~5x faster than JSON's float
+    text for the 100k detections of an early checkpoint at threshold 0.005)."""
+    import io
+
+    from edge_app.atomic import write_bytes
+
+    stems: Dict[str, int] = {}
+    image = np.array([stems.setdefault(d[0], len(stems)) for d in found], np.int32)
+    columns = np.array([d[1:] for d in found], np.float64).reshape(len(found), 6)
+    buffer = io.BytesIO()
+    np.savez(buffer, stems=np.array(list(stems), str), image=image, class_id=columns[:, 0].astype(np.int32),
+             values=columns[:, 1:], seconds=np.float64(seconds))
+    write_bytes(path, buffer.getvalue())
+
+
+def load_detections(path: Path) -> List[Detection]:
+    """save_detections' detections; ValueError for a file that is not one (damaged, cut short)."""
+    import zipfile
+
+    try:
+        saved = np.load(path)  # no pickles: allow_pickle is off
+        if not isinstance(saved, np.lib.npyio.NpzFile):
+            raise ValueError("a single array")
+        with saved:
+            stems, image, class_id, values = (saved[k] for k in ("stems", "image", "class_id", "values"))
+    except (KeyError, EOFError, zipfile.BadZipFile, ValueError) as exc:
+        raise ValueError(f"{path}: not a detections file ({exc})") from None
+    if values.ndim != 2 or values.shape[1] != 5 or not len(image) == len(class_id) == len(values) \
+            or (len(image) and not 0 <= image.min() <= image.max() < len(stems)):
+        raise ValueError(f"{path}: inconsistent detections arrays")
+    names = stems.tolist()
+    return list(zip([names[i] for i in image.tolist()], class_id.tolist(), *values.T.tolist()))
+
+
 def _cached_detections(path: Path, detect) -> Tuple[List[Detection], Optional[float]]:
     """Detections from path if a previous run wrote them, else detect() and write them."""
-    from edge_app.atomic import write_text
-
     if path.exists():
         try:
-            return [tuple(d) for d in json.loads(path.read_text())["detections"]], None
-        except (ValueError, KeyError, TypeError):
+            return load_detections(path), None
+        except (OSError, ValueError):
             pass  # a damaged cache is recomputed
     found, seconds = detect()
-    write_text(path, json.dumps({"seconds": seconds, "detections": [list(d) for d in found]}))
+    save_detections(path, found, seconds)
     return found, seconds
 
 
@@ -452,7 +491,7 @@ def evaluate_checkpoints(cfg_path: Union[str, Path], names: Sequence[str], valid
             computed: Dict[str, Metrics] = {}
             if mode in ("device", "both"):
                 detector = None
-                if not (model_dir / "detections-device.json").exists():
+                if not detections_path(model_dir, "device").exists():
                     # the reader threads decode the images while this one exports and compiles
                     prepared.start((net.width, net.height, chosen_resize, interpolation))
                     export.export(net, loaded, list(names), model_dir, fp16=fp16, resize_mode=chosen_resize,
@@ -460,7 +499,7 @@ def evaluate_checkpoints(cfg_path: Union[str, Path], names: Sequence[str], valid
                     core = _new_core() if core is None else core
                     detector = _compile_beside(model_dir, core, truths)[0]
                 found, seconds = _cached_detections(  # a damaged cache is recomputed: compile then
-                    model_dir / "detections-device.json",
+                    detections_path(model_dir, "device"),
                     lambda: detect_with(detector or open_detector(model_dir, core=core), prepared, progress=progress,
                                         desc=f"evaluating {checkpoint.name}"))
                 computed["device"] = compute(found, truths(), names, points=points)
@@ -468,10 +507,9 @@ def evaluate_checkpoints(cfg_path: Union[str, Path], names: Sequence[str], valid
                     row["images_per_s"] = len(images) / max(seconds, 1e-9)
             if mode in ("reference", "both"):
                 model_dir.mkdir(parents=True, exist_ok=True)
-                # one file per decoder: detections made with the other one (or, in files named
-                # detections-reference.json, with OpenCV before stb was the default) are not reused
+                # one file per decoder: detections made with the other one are not reused
                 found, seconds = _cached_detections(
-                    model_dir / f"detections-reference-{decoder}.json",
+                    detections_path(model_dir, "reference", decoder),
                     lambda: detect_reference(net, loaded, images, chosen_resize, progress=progress,
                                              desc=f"reference {checkpoint.name}", decoder=decoder))
                 computed["reference"] = compute(found, truths(), names, points=points, reference=True)

@@ -108,17 +108,18 @@ def uncertainty_note(rows: Sequence[Dict[str, object]], best: Dict[str, object],
     difference). Empty when there is no runner-up or its detections are not cached."""
     import json
 
-    from model_tools.evaluate import ground_truth
+    from model_tools.evaluate import detections_path, ground_truth, load_detections
 
     others = [r for r in rows if r is not best]
     if not others:
         return ""
     second = max(others, key=lambda r: float(r["map"]))
-    kind = "reference" if best.get("mode") == "reference" else "device"
+    # the row's main figure is the device's unless only the reference was computed
+    mode = "reference" if best.get("mode") == "reference" else "device"
     try:
         names = json.loads(str(best["names"]))
-        loaded = [[tuple(d) for d in json.loads(Path(str(r["model_dir"]), f"detections-{kind}.json").read_text())
-                   ["detections"]] for r in (best, second)]
+        loaded = [load_detections(detections_path(str(r["model_dir"]), mode, str(r.get("decoder") or "")))
+                  for r in (best, second)]
     except (KeyError, OSError, ValueError):
         return "(no cached detections to estimate the uncertainty: re-run model-tools evaluate)\n"
     _, truths = ground_truth(str(best["valid"]), names, str(best.get("difficult") or "") or None)

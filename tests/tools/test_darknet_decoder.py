@@ -136,7 +136,7 @@ def test_evaluate_stops_with_exit_2_on_an_image_it_cannot_decode(run_cli, tmp_pa
     assert ran.returncode == 2, ran.stderr[-2000:]
     assert "not a readable image" in ran.stderr and str(bad) in ran.stderr
     assert "Traceback" not in ran.stderr
-    assert not list((tmp_path / "ev").rglob("detections-*.json"))
+    assert not list((tmp_path / "ev").rglob("detections-*"))
 
 
 def test_libstb_is_a_training_box_dependency_only():

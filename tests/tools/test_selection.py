@@ -1,7 +1,8 @@
 """select tells when the best two checkpoints are closer than the evaluation's uncertainty."""
 import numpy as np
+import pytest
 
-from model_tools import metrics, selection
+from model_tools import evaluate, metrics, selection
 
 NAMES = ["a", "b"]
 
@@ -31,7 +32,8 @@ def test_bootstrap_interval_separates_clear_leads_from_ties():
     assert np.all(same == 0)
 
 
-def test_report_warns_when_the_lead_is_inside_the_uncertainty(tmp_path):
+@pytest.mark.parametrize("mode, decoder", [("device", ""), ("reference", "stb")])
+def test_report_warns_when_the_lead_is_inside_the_uncertainty(tmp_path, mode, decoder):
     import json
 
     truths, good, noisy = scene(30, 2)
@@ -43,9 +45,9 @@ def test_report_warns_when_the_lead_is_inside_the_uncertainty(tmp_path):
     for name, dets in (("one", noisy), ("two", twin)):
         folder = tmp_path / name
         folder.mkdir()
-        (folder / "detections-device.json").write_text(json.dumps({"detections": [list(d) for d in dets]}))
+        evaluate.save_detections(evaluate.detections_path(folder, mode, decoder), dets, 1.0)
         m = metrics.compute(dets, truths, NAMES)
-        rows.append({"checkpoint": name, "map": m.map, "f1": m.f1, "model_dir": str(folder), "mode": "device",
+        rows.append({"checkpoint": name, "map": m.map, "f1": m.f1, "model_dir": str(folder), "mode": mode, "decoder": decoder,
                      "valid": str(valid), "names": json.dumps(NAMES), "difficult": ""})
     # ground truth comes from the validation list: write it in darknet's layout
     import cv2
@@ -90,3 +92,23 @@ def test_each_resample_scores_what_the_metrics_give_its_images_drawn_again():
                     - metrics.compute(resampled(noisy, counts), resampled(truths, counts), NAMES).map)
         assert abs(diff[r] - expected) < 1e-12, (r, diff[r], expected)
     assert len(set(np.round(diff, 9))) > 10  # the resamples do differ
+
+
+@pytest.mark.parametrize("stems", [["im 1", "ünïcode", "x" * 300], []])
+def test_cached_detections_come_back_exactly(tmp_path, stems):
+    rng = np.random.default_rng(1)
+    found = [(stem, int(k), float(np.float32(c)), *map(float, rng.uniform(-5, 500, 4)))
+             for stem in stems for k, c in zip(rng.integers(0, 80, 50), rng.uniform(0, 1, 50))]
+    path = evaluate.detections_path(tmp_path, "device")
+    evaluate.save_detections(path, found, 2.5)
+    back = evaluate.load_detections(path)
+    assert back == found and all(type(a) is type(b) for d, e in zip(back, found) for a, b in zip(d, e))
+    whole = path.read_bytes()
+    import io
+
+    one_array = io.BytesIO()
+    np.save(one_array, np.arange(3))
+    for damaged in (whole[:len(whole) // 2], b"", b"PK\x03\x04junk", one_array.getvalue()):
+        path.write_bytes(damaged)
+        with pytest.raises(ValueError):
+            evaluate.load_detections(path)
