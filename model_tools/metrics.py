@@ -134,7 +134,8 @@ def match(detections: Sequence[Detection], truths: Sequence[Truth], iou_threshol
     for index, t in enumerate(truths):
         by_image.setdefault((t[0], t[1]), []).append(index)
     taken = np.zeros(len(truths), bool)
-    order = sorted(range(len(detections)), key=lambda i: -detections[i][2])
+    # by falling score, ties in list order (a stable sort)
+    order = np.argsort(-np.array([d[2] for d in detections], float), kind="stable").tolist()
     # per detection: 1 = TP, 0 = FP, -1 = ignored (hit a difficult truth); and its IoU
     outcome = np.zeros(len(detections), int)
     best_iou = np.zeros(len(detections))
@@ -173,23 +174,28 @@ def compute(detections: Sequence[Detection], truths: Sequence[Truth], names: Seq
     results = []
     all_tp = all_fp = 0
     iou_sum = 0.0
+    # in score order: each detection's class, score, outcome
+    ranked = np.array(order, np.intp)
+    ranked_class = np.array([detections[i][1] for i in order], np.int64)
+    ranked_score = np.array([detections[i][2] for i in order], float)
+    ranked_outcome = outcome[ranked]
     for k, name in enumerate(names):
         n_truth = sum(1 for t in truths if t[1] == k and not t[6])
-        idx = [i for i in order if detections[i][1] == k and outcome[i] >= 0]
-        hits = outcome[idx] if idx else np.zeros(0, int)
+        counted = (ranked_class == k) & (ranked_outcome >= 0)
+        hits = ranked_outcome[counted]
         tp_cum = np.cumsum(hits == 1)
         fp_cum = np.cumsum(hits == 0)
-        recall = tp_cum / n_truth if n_truth else np.zeros(len(idx))
+        recall = tp_cum / n_truth if n_truth else np.zeros(len(hits))
         precision = tp_cum / np.maximum(tp_cum + fp_cum, 1)
         ap = average_precision(recall, precision, points) if n_truth else 0.0
         if reference:  # darknet: prob > thresh; FPs include boxes that hit only a difficult truth
-            at_conf = [i for i in order if detections[i][1] == k and detections[i][2] > conf_threshold]
-            tp = int(sum(at_conf_tp[i] for i in at_conf))
-            iou_sum += float(sum(best_iou[i] for i in at_conf if at_conf_tp[i]))
+            at_conf = ranked[(ranked_class == k) & (ranked_score > conf_threshold)]
+            hit = at_conf_tp[at_conf]
         else:
-            at_conf = [i for i in idx if detections[i][2] >= conf_threshold]
-            tp = int(sum(outcome[i] == 1 for i in at_conf))
-            iou_sum += float(sum(best_iou[i] for i in at_conf if outcome[i] == 1))
+            at_conf = ranked[counted & (ranked_score >= conf_threshold)]
+            hit = outcome[at_conf] == 1
+        tp = int(np.count_nonzero(hit))
+        iou_sum += sum(best_iou[at_conf[hit]].tolist())  # in score order, one by one, as ever
         fp = len(at_conf) - tp
         all_tp += tp
         all_fp += fp
