@@ -129,38 +129,61 @@ def match(detections: Sequence[Detection], truths: Sequence[Truth], iou_threshol
     """The matching (see the module's docstring; reference=True: darknet's choice of truth):
     (score order, outcome per detection: 1 TP, 0 FP, -1 ignored (matched to a difficult truth),
     best IoU, index of the truth matched or -1). A detection's outcome depends only on its own
-    image's detections and truths."""
-    by_image: Dict[Tuple[str, int], List[int]] = {}
-    for index, t in enumerate(truths):
-        by_image.setdefault((t[0], t[1]), []).append(index)
-    taken = np.zeros(len(truths), bool)
+    image's detections and truths.
+
+    Each detection claims the truth of its image and class it overlaps most (the first of
+    equals, in truth order) if that IoU is over the threshold; the first claim of an ordinary
+    truth in score order is the TP. Computed over every (detection, candidate truth) pair at
+    once; iou()'s arithmetic, element by element."""
+    n = len(detections)
     # by falling score, ties in list order (a stable sort)
-    order = np.argsort(-np.array([d[2] for d in detections], float), kind="stable").tolist()
-    # per detection: 1 = TP, 0 = FP, -1 = ignored (hit a difficult truth); and its IoU
-    outcome = np.zeros(len(detections), int)
-    best_iou = np.zeros(len(detections))
-    claimed = np.full(len(detections), -1)  # the truth each detection's best match is
-    for i in order:
-        image, k, score, *box = detections[i]
-        candidates = by_image.get((image, k))
-        if not candidates:
-            continue
-        overlaps = [iou(box, truths[t][2:6]) for t in candidates]
-        if reference and any(o > iou_threshold and not truths[t][6] for o, t in zip(overlaps, candidates)):
-            # an ordinary truth over the threshold wins over any difficult one
-            overlaps = [0.0 if truths[t][6] else o for o, t in zip(overlaps, candidates)]
-        j = max(range(len(overlaps)), key=overlaps.__getitem__)  # the first of equals
-        if overlaps[j] <= iou_threshold:
-            continue
-        t = candidates[j]
-        best_iou[i] = overlaps[j]
-        claimed[i] = t
-        if truths[t][6]:
-            outcome[i] = -1
-        elif not taken[t]:
-            taken[t] = True
-            outcome[i] = 1
-    return order, outcome, best_iou, claimed
+    order = np.argsort(-np.array([d[2] for d in detections], float), kind="stable")
+    outcome = np.zeros(n, int)
+    best_iou = np.zeros(n)
+    claimed = np.full(n, -1)
+    groups: Dict[Tuple[str, int], int] = {}
+    truth_group = np.array([groups.setdefault((t[0], t[1]), len(groups)) for t in truths], np.int64)
+    detection_group = np.array([groups.get((d[0], d[1]), -1) for d in detections], np.int64)
+    # each group's truths in truth order: by_group[first[g]:first[g] + count[g]]
+    by_group = np.argsort(truth_group, kind="stable")
+    count = np.bincount(truth_group, minlength=len(groups))
+    first = np.cumsum(count) - count
+    has = np.flatnonzero(detection_group >= 0)
+    per = count[detection_group[has]]  # candidates of each detection that has any
+    if len(has) == 0:
+        return order.tolist(), outcome, best_iou, claimed
+    pair_detection = np.repeat(has, per)
+    starts = np.cumsum(per) - per  # each detection's first pair
+    pair_truth = by_group[np.repeat(first[detection_group[has]] - starts, per) + np.arange(len(pair_detection))]
+    a = np.array([d[3:7] for d in detections], float).reshape(n, 4)[pair_detection]
+    b = np.array([t[2:6] for t in truths], float).reshape(len(truths), 4)[pair_truth]
+    iw = np.maximum(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0.0)
+    ih = np.maximum(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0.0)
+    inter = iw * ih
+    union = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
+    overlap = np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+    difficult = np.array([bool(t[6]) for t in truths], bool)[pair_truth]
+    if reference:  # an ordinary truth over the threshold wins over any difficult one
+        ordinary_hit = np.maximum.reduceat((overlap > iou_threshold) & ~difficult, starts)
+        overlap[difficult & np.repeat(ordinary_hit, per)] = 0.0
+    best = np.maximum.reduceat(overlap, starts)
+    # the first pair of each detection whose overlap is its best
+    at_best = np.flatnonzero(overlap == np.repeat(best, per))
+    _, first_best = np.unique(pair_detection[at_best], return_index=True)
+    chosen = at_best[first_best]
+    over = best > iou_threshold
+    i, t = has[over], pair_truth[chosen[over]]
+    best_iou[i], claimed[i] = best[over], t
+    hard = difficult[chosen[over]]
+    outcome[i[hard]] = -1
+    # an ordinary truth's TP is its first claim in score order; later claims stay FPs
+    rank = np.empty(n, np.int64)
+    rank[order] = np.arange(n)
+    i, t = i[~hard], t[~hard]
+    by_claim = np.lexsort((rank[i], t))
+    firsts = by_claim[np.r_[True, t[by_claim][1:] != t[by_claim][:-1]]] if len(by_claim) else by_claim
+    outcome[i[firsts]] = 1
+    return order.tolist(), outcome, best_iou, claimed
 
 
 def compute(detections: Sequence[Detection], truths: Sequence[Truth], names: Sequence[str],
