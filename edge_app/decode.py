@@ -42,8 +42,8 @@ class RegionSpec:
 @dataclass(frozen=True)
 class Candidates:
     """Detections before NMS; boxes are (n, 4) x1, y1, x2, y2 relative to the network input.
-    frame: for a batch of outputs, which one each candidate comes from (ascending); None for
-    candidates of a single output."""
+    frame: which output of the batch region_candidates read each one from (ascending); None
+    for candidates made otherwise (of one frame, as the tests make them)."""
 
     boxes: np.ndarray
     score: np.ndarray
