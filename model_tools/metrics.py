@@ -124,6 +124,9 @@ class Metrics:
                 **{f"ap_{c.name}": c.ap for c in self.classes}}
 
 
+PAIR_BUDGET = 2 ** 20  # (detection, truth) pairs matched at once: ~150 MB of temporaries
+
+
 def match(detections: Sequence[Detection], truths: Sequence[Truth], iou_threshold: float = 0.5,
           reference: bool = False):
     """The matching (see the module's docstring; reference=True: darknet's choice of truth):
@@ -133,8 +136,8 @@ def match(detections: Sequence[Detection], truths: Sequence[Truth], iou_threshol
 
     Each detection claims the truth of its image and class it overlaps most (the first of
     equals, in truth order) if that IoU is over the threshold; the first claim of an ordinary
-    truth in score order is the TP. Computed over every (detection, candidate truth) pair at
-    once; iou()'s arithmetic, element by element."""
+    truth in score order is the TP. Computed over the (detection, candidate truth) pairs of
+    many detections at once (PAIR_BUDGET); iou()'s arithmetic, element by element."""
     n = len(detections)
     # by falling score, ties in list order (a stable sort)
     order = np.argsort(-np.array([d[2] for d in detections], float), kind="stable")
@@ -150,31 +153,24 @@ def match(detections: Sequence[Detection], truths: Sequence[Truth], iou_threshol
     first = np.cumsum(count) - count
     has = np.flatnonzero(detection_group >= 0)
     per = count[detection_group[has]]  # candidates of each detection that has any
-    if len(has) == 0:
-        return order.tolist(), outcome, best_iou, claimed
-    pair_detection = np.repeat(has, per)
-    starts = np.cumsum(per) - per  # each detection's first pair
-    pair_truth = by_group[np.repeat(first[detection_group[has]] - starts, per) + np.arange(len(pair_detection))]
-    a = np.array([d[3:7] for d in detections], float).reshape(n, 4)[pair_detection]
-    b = np.array([t[2:6] for t in truths], float).reshape(len(truths), 4)[pair_truth]
-    iw = np.maximum(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0.0)
-    ih = np.maximum(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0.0)
-    inter = iw * ih
-    union = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
-    overlap = np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
-    difficult = np.array([bool(t[6]) for t in truths], bool)[pair_truth]
-    if reference:  # an ordinary truth over the threshold wins over any difficult one
-        ordinary_hit = np.maximum.reduceat((overlap > iou_threshold) & ~difficult, starts)
-        overlap[difficult & np.repeat(ordinary_hit, per)] = 0.0
-    best = np.maximum.reduceat(overlap, starts)
-    # the first pair of each detection whose overlap is its best
-    at_best = np.flatnonzero(overlap == np.repeat(best, per))
-    _, first_best = np.unique(pair_detection[at_best], return_index=True)
-    chosen = at_best[first_best]
+    detection_boxes = np.array([d[3:7] for d in detections], float).reshape(n, 4)[has]
+    truth_boxes = np.array([t[2:6] for t in truths], float).reshape(len(truths), 4)
+    truth_hard = np.array([bool(t[6]) for t in truths], bool)
+    best = np.zeros(len(has))
+    chosen = np.zeros(len(has), np.int64)
+    # a few detections at a time, up to PAIR_BUDGET pairs: a crowded image at threshold 0.005
+    # has thousands of detections and hundreds of truths per class
+    ends = np.cumsum(per)
+    lo = 0
+    while lo < len(has):
+        hi = max(lo + 1, int(np.searchsorted(ends, ends[lo] - per[lo] + PAIR_BUDGET, side="right")))
+        best[lo:hi], chosen[lo:hi] = _claims(detection_boxes[lo:hi], per[lo:hi], first[detection_group[has[lo:hi]]],
+                                             by_group, truth_boxes, truth_hard, iou_threshold, reference)
+        lo = hi
     over = best > iou_threshold
-    i, t = has[over], pair_truth[chosen[over]]
+    i, t = has[over], chosen[over]
     best_iou[i], claimed[i] = best[over], t
-    hard = difficult[chosen[over]]
+    hard = truth_hard[t]
     outcome[i[hard]] = -1
     # an ordinary truth's TP is its first claim in score order; later claims stay FPs
     rank = np.empty(n, np.int64)
@@ -184,6 +180,29 @@ def match(detections: Sequence[Detection], truths: Sequence[Truth], iou_threshol
     firsts = by_claim[np.r_[True, t[by_claim][1:] != t[by_claim][:-1]]] if len(by_claim) else by_claim
     outcome[i[firsts]] = 1
     return order.tolist(), outcome, best_iou, claimed
+
+
+def _claims(boxes: np.ndarray, per: np.ndarray, group_first: np.ndarray, by_group: np.ndarray,
+            truth_boxes: np.ndarray, truth_hard: np.ndarray, iou_threshold: float, reference: bool):
+    """For each detection box: its best IoU among its `per` candidate truths
+    (by_group[group_first:group_first + per]) and the truth giving it, the first of equals."""
+    starts = np.cumsum(per) - per  # each detection's first pair
+    owner = np.repeat(np.arange(len(per)), per)
+    pair_truth = by_group[np.repeat(group_first - starts, per) + np.arange(len(owner))]
+    a, b = boxes[owner], truth_boxes[pair_truth]
+    iw = np.maximum(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0.0)
+    ih = np.maximum(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0.0)
+    inter = iw * ih
+    union = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
+    overlap = np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+    if reference:  # an ordinary truth over the threshold wins over any difficult one
+        difficult = truth_hard[pair_truth]
+        ordinary_hit = np.maximum.reduceat((overlap > iou_threshold) & ~difficult, starts)
+        overlap[difficult & np.repeat(ordinary_hit, per)] = 0.0
+    best = np.maximum.reduceat(overlap, starts)
+    at_best = np.flatnonzero(overlap == np.repeat(best, per))
+    _, first_best = np.unique(owner[at_best], return_index=True)
+    return best, pair_truth[at_best[first_best]]
 
 
 def compute(detections: Sequence[Detection], truths: Sequence[Truth], names: Sequence[str],
