@@ -90,8 +90,8 @@ READERS, READ_AHEAD = 2, 8  # threads reading validation images, images read ahe
 # return to a few requests in flight left the runtime's threads spinning idle, costing ~20% more
 # CPU for the same work (200 images, 2 cores: 165-200 → 140-170 ms for inference and decode);
 # and a batch decodes in one numpy pass (decode_batch), not image by image (200 outputs of a
-# trained slim model: 34 → 13 ms; of random weights, 94k detections: 450 → 260 ms)
-# (8 MiB: ~100 outputs of a 416 VOC model, whose candidates at threshold 0.005 take ~10x that)
+# trained slim model: 34 → 13 ms; of random weights, 94k detections: 450 → 260 ms). 8 MiB is
+# ~100 outputs of a 416 VOC model, whose candidates at threshold 0.005 take ~10x that.
 DECODE_BACKLOG = 8 * 2 ** 20
 
 # How a frame becomes the network input: preprocess.prepare's arguments after the frame, which
@@ -206,7 +206,8 @@ def detect_with(detector, images: Union[Sequence[Path], PreparedImages], progres
         if outputs:
             batch = detector.decode_batch(np.stack([output for _, output in outputs]),
                                           [(width, height) for (_, width, height), _ in outputs])
-            found.extend(zip([outputs[i][0][0] for i in batch.frame.tolist()], batch.class_id.tolist(), batch.score.tolist(), *batch.boxes.T.tolist()))
+            stems_found = [outputs[i][0][0] for i in batch.frame.tolist()]
+            found.extend(zip(stems_found, batch.class_id.tolist(), batch.score.tolist(), *batch.boxes.T.tolist()))
         outputs.clear()
 
     started = time.perf_counter()
@@ -225,15 +226,15 @@ def detect_with(detector, images: Union[Sequence[Path], PreparedImages], progres
 
 
 def _compile_beside(model_dir: Path, core, work):
-    """(open_detector(model_dir), work()): the model compiled on a worker thread while this one
-    does `work` (OpenVINO releases the GIL while it compiles; the truths of 200 images take
-    ~20 ms). An error on either side is raised once both have ended."""
+    """open_detector(model_dir), compiled on a worker thread while this one calls `work`
+    (OpenVINO releases the GIL while it compiles; the truths of 200 images take ~20 ms). An
+    error on either side is raised once both have ended."""
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(1, thread_name_prefix="compile") as pool:
         compiling = pool.submit(open_detector, model_dir, core=core)
-        done = work()
-        return compiling.result(), done
+        work()
+        return compiling.result()
 
 
 def _new_core():
@@ -497,7 +498,7 @@ def evaluate_checkpoints(cfg_path: Union[str, Path], names: Sequence[str], valid
                     export.export(net, loaded, list(names), model_dir, fp16=fp16, resize_mode=chosen_resize,
                                   interpolation=interpolation, cfg_path=str(cfg_path), weights_path=str(checkpoint))
                     core = _new_core() if core is None else core
-                    detector = _compile_beside(model_dir, core, truths)[0]
+                    detector = _compile_beside(model_dir, core, truths)  # truths() keeps what it read
                 found, seconds = _cached_detections(  # a damaged cache is recomputed: compile then
                     detections_path(model_dir, "device"),
                     lambda: detect_with(detector or open_detector(model_dir, core=core), prepared, progress=progress,
