@@ -21,6 +21,7 @@ from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
+from edge_app import native
 from edge_app.detection import Detection
 from edge_app.preprocess import boxes_to_frame
 
@@ -131,8 +132,29 @@ def _greedy(over: np.ndarray) -> np.ndarray:
     return keep
 
 
+def _suppress(boxes: np.ndarray, starts: np.ndarray, threshold: float) -> np.ndarray:
+    """Keep-mask of darknet's suppression within each group of rows (a class of a frame):
+    boxes (n, 4) float64, the groups one after the other, each best first; starts: the groups'
+    first rows and n. The compiled library's (dknms.c) when it is built — its arithmetic is
+    _iou_matrix's, so the mask is the same — else _iou_matrix and _greedy group by group."""
+    keep = np.ones(len(boxes), bool)
+    lib = native.library()
+    if lib is not None:
+        boxes = np.ascontiguousarray(boxes, np.float64)
+        starts = np.ascontiguousarray(starts, np.int64)
+        lib.dk_nms_groups(boxes.ctypes.data, starts.ctypes.data, len(starts) - 1, threshold, keep.ctypes.data)
+        return keep
+    for start, stop in zip(starts[:-1].tolist(), starts[1:].tolist()):
+        if stop - start > 1:
+            over = _iou_matrix(boxes[start:stop]) > threshold
+            np.fill_diagonal(over, False)
+            keep[start:stop] = _greedy(over)
+    return keep
+
+
 # Up to this many candidates one masked pairwise matrix beats a Python loop over classes; up to
-# _DENSE_MAX the IoU of every pair is cheaper than choosing the same-class pairs first.
+# _DENSE_MAX the IoU of every pair is cheaper than choosing the same-class pairs first. With the
+# compiled library, any group beyond _DENSE_MAX goes to it (_suppress).
 _SINGLE_MATRIX_MAX = 400
 _DENSE_MAX = 64
 
@@ -148,7 +170,8 @@ def nms(c: Candidates, threshold: float) -> np.ndarray:
         over &= ranked.class_id[:, None] == ranked.class_id  # classes never suppress each other
         np.fill_diagonal(over, False)
         return order[_greedy(over)]
-    if len(c) <= _SINGLE_MATRIX_MAX:
+    compiled = native.library() is not None
+    if len(c) <= _SINGLE_MATRIX_MAX and not compiled:
         ranked = c.take(order)
         # IoU only where it can matter: a box and a later one of its class (classes never
         # suppress each other); at low thresholds most pairs are of different classes
@@ -157,16 +180,15 @@ def nms(c: Candidates, threshold: float) -> np.ndarray:
         over = np.zeros((len(c), len(c)), bool)
         over[first[hit], second[hit]] = True
         return order[_greedy(over)]
-    # many candidates (evaluation at threshold 0.005): one class at a time
+    # many candidates (evaluation at threshold 0.005), or past _DENSE_MAX with the compiled
+    # library: one class at a time
     by_class = np.lexsort((-c.score, c.class_id))
-    bounds = np.flatnonzero(np.diff(c.class_id[by_class])) + 1
-    keep = np.ones(len(c), bool)
-    for start, stop in zip(np.r_[0, bounds], np.r_[bounds, len(c)]):
-        if stop - start > 1:
-            over = _iou_matrix(c.boxes[by_class[start:stop]]) > threshold
-            np.fill_diagonal(over, False)
-            keep[start:stop] = _greedy(over)
-    kept = by_class[keep]
+    starts = np.r_[0, np.flatnonzero(np.diff(c.class_id[by_class])) + 1, len(c)]
+    kept = by_class[_suppress(c.boxes[by_class], starts, threshold)]
+    if len(c) <= _SINGLE_MATRIX_MAX:  # in the order the pairwise matrix above gives them
+        chosen = np.zeros(len(c), bool)
+        chosen[kept] = True
+        return order[chosen[order]]
     return kept[np.argsort(-c.score[kept], kind="stable")]
 
 

@@ -1,9 +1,10 @@
-"""Compiled arithmetic for the hot path: the darknet resize (dkresize.c), loaded with ctypes
+"""Compiled arithmetic for the hot path: the darknet resize (dkresize.c) and, for evaluation's
+crowds of candidates, darknet's NMS suppression (dknms.c), loaded with ctypes
 (edge_app/native/loader.py).
 
 Built at install time when a C compiler is there (setup.py / deploy/pi/setup_edge.py, from
 build_spec.py); the library is optional: without it the numpy versions in edge_app.preprocess
-compute the same values, more slowly. EDGE_APP_NATIVE=0 turns it off (for comparisons);
+and edge_app.decode compute the same values, more slowly. EDGE_APP_NATIVE=0 turns it off (for comparisons);
 EDGE_APP_NATIVE_SIMD picks the instruction set on x86-64 (see dkresize.c): `plain` (C loops
 only), `128` (128-bit byte shuffles, NEON's width: what the Pi estimate counts), default the
 best the CPU has.
@@ -17,7 +18,7 @@ from pathlib import Path
 from edge_app.native.loader import CompiledLibrary, Unusable
 
 HERE = Path(__file__).resolve().parent
-ABI_VERSION = 7
+ABI_VERSION = 8
 SIMD_LEVELS = {"plain": 0, "128": 1, "best": 2}
 LEVEL_NAMES = ("plain C loops", "128-bit shuffles", "256-bit shuffles")
 
@@ -34,6 +35,8 @@ def _configure(lib: ctypes.CDLL) -> str:
         fn.restype = None
     lib.dk_scratch_floats.argtypes = [i, i, i]
     lib.dk_scratch_floats.restype = ctypes.c_long
+    lib.dk_nms_groups.argtypes = [p, p, i, ctypes.c_double, p]
+    lib.dk_nms_groups.restype = None
     lib.dk_set_simd.argtypes = [i]
     lib.dk_set_simd.restype = i
     return LEVEL_NAMES[lib.dk_set_simd(SIMD_LEVELS[wanted])]

@@ -6,7 +6,7 @@ C code rounds it (the results are compared bit for bit in tests/edge/test_prepro
 optional: a machine without a C compiler installs edge_app all the same (numpy fallback)."""
 EXTENSION = dict(
     name="edge_app.native._dkresize",
-    sources=["edge_app/native/dkresize.c"],
+    sources=["edge_app/native/dkresize.c", "edge_app/native/dknms.c"],
     depends=["edge_app/native/dkresize_kernels.h"],
     extra_compile_args=["-O3", "-ffp-contract=off", "-fno-math-errno", "-std=c99"],
     optional=True,
