@@ -17,8 +17,8 @@ from typing import Deque, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from edge_app.errors import InputError
-from model_tools.metrics import (ClassResult, Detection, Metrics, Truth, average_precision,  # noqa: F401
-                                 compute, iou)
+from model_tools.metrics import (ClassResult, Detection, Detections, Metrics, Truth,  # noqa: F401
+                                 average_precision, compute, iou)
 
 # --------------------------------------------------------------------------------------------
 # evaluating checkpoints through the edge path
@@ -179,14 +179,14 @@ def open_detector(model_dir: Union[str, Path], threshold: float = 0.005, nms: fl
 
 def detect_all(model_dir: Union[str, Path], images: Union[Sequence[Path], PreparedImages],
                threshold: float = 0.005, nms: float = 0.45, progress: bool = True,
-               desc: str = "evaluating", core=None) -> Tuple[List[Detection], float]:
+               desc: str = "evaluating", core=None) -> Tuple[Detections, float]:
     """Run the exported model on every image with edge_app's Detector (as the Pi does):
     open_detector, then detect_with."""
     return detect_with(open_detector(model_dir, threshold, nms, core), images, progress, desc)
 
 
 def detect_with(detector, images: Union[Sequence[Path], PreparedImages], progress: bool = True,
-                desc: str = "evaluating") -> Tuple[List[Detection], float]:
+                desc: str = "evaluating") -> Tuple[Detections, float]:
     """Every image through an open_detector Detector: its detections and the seconds taken. The
     images are independent: a stream per core, each with requests in flight, images read ahead
     (PreparedImages), and the outputs decoded in batches (DECODE_BACKLOG).
@@ -197,17 +197,19 @@ def detect_with(detector, images: Union[Sequence[Path], PreparedImages], progres
         with closing(PreparedImages(images, budget=0)) as own:
             return detect_with(detector, own, progress, desc)
     prepared = images
-    stems = [path.stem for path in prepared.images]
+    image_of = {}  # an image id (the file's stem) → its place in stems: two files of one stem are one image
+    image = np.array([image_of.setdefault(path.stem, len(image_of)) for path in prepared.images], np.int64)
+    stems = list(image_of)
     adapter = detector.adapter
-    found: List[Detection] = []
-    outputs: List[Tuple[Tuple[str, int, int], np.ndarray]] = []  # in image order, not yet decoded
+    found: List = []  # decoded batches (Found), their frames numbered by image
+    outputs: List[Tuple[Tuple[int, int, int], np.ndarray]] = []  # in image order, not yet decoded
 
     def decode_outputs() -> None:
         if outputs:
             batch = detector.decode_batch(np.stack([output for _, output in outputs]),
                                           [(width, height) for (_, width, height), _ in outputs])
-            stems_found = [outputs[i][0][0] for i in batch.frame.tolist()]
-            found.extend(zip(stems_found, batch.class_id.tolist(), batch.score.tolist(), *batch.boxes.T.tolist()))
+            first = outputs[0][0][0]  # outputs hold consecutive images
+            found.append(batch._replace(frame=image[first + batch.frame]))
         outputs.clear()
 
     started = time.perf_counter()
@@ -216,13 +218,16 @@ def detect_with(detector, images: Union[Sequence[Path], PreparedImages], progres
     # a second request queued behind each running one: no stream idles while this thread
     # collects an output and starts the next
     requests = 2 * adapter.optimal_requests()
-    for userdata, output in adapter.infer_all(((tensor, (stem, width, height))
-                                               for stem, (tensor, width, height) in zip(stems, inputs)), requests):
+    for userdata, output in adapter.infer_all(((tensor, (i, width, height))
+                                               for i, (tensor, width, height) in enumerate(inputs)), requests):
         outputs.append((userdata, output))
         if len(outputs) * output.nbytes > DECODE_BACKLOG:
             decode_outputs()
     decode_outputs()
-    return found, time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    if not found:
+        return Detections(stems, np.zeros(0), np.zeros(0), np.zeros(0), np.zeros((0, 4))), seconds
+    return Detections(stems, *(np.concatenate(column) for column in zip(*found))), seconds
 
 
 def _compile_beside(model_dir: Path, core, work):
@@ -398,16 +403,15 @@ def save_detections(path: Path, found: Sequence[Detection], seconds: float) -> N
 
     from edge_app.atomic import write_bytes
 
-    stems: Dict[str, int] = {}
-    image = np.array([stems.setdefault(d[0], len(stems)) for d in found], np.int32)
-    columns = np.array([d[1:] for d in found], np.float64).reshape(len(found), 6)
+    columns = Detections.of(found)
     buffer = io.BytesIO()
-    np.savez(buffer, stems=np.array(list(stems), str), image=image, class_id=columns[:, 0].astype(np.int32),
-             values=columns[:, 1:], seconds=np.float64(seconds))
+    np.savez(buffer, stems=np.array(columns.stems, str), image=columns.image.astype(np.int32),
+             class_id=columns.class_id.astype(np.int32), values=np.column_stack([columns.score, columns.boxes]),
+             seconds=np.float64(seconds))
     write_bytes(path, buffer.getvalue())
 
 
-def load_detections(path: Path) -> List[Detection]:
+def load_detections(path: Path) -> Detections:
     """save_detections' detections; ValueError for a file that is not one (damaged, cut short)."""
     import zipfile
 
@@ -423,10 +427,12 @@ def load_detections(path: Path) -> List[Detection]:
             or (len(image) and not 0 <= image.min() <= image.max() < len(stems)):
         raise ValueError(f"{path}: inconsistent detections arrays")
     names = stems.tolist()
-    return list(zip([names[i] for i in image.tolist()], class_id.tolist(), *values.T.tolist()))
+    if len(set(names)) != len(names):
+        raise ValueError(f"{path}: an image id is listed twice")
+    return Detections(names, image, class_id, values[:, 0], values[:, 1:])
 
 
-def _cached_detections(path: Path, detect) -> Tuple[List[Detection], Optional[float]]:
+def _cached_detections(path: Path, detect) -> Tuple[Sequence[Detection], Optional[float]]:
     """Detections from path if a previous run wrote them, else detect() and write them."""
     if path.exists():
         try:

@@ -30,6 +30,7 @@ Two definitions of the rest, `reference=False` (ours) and `reference=True` (Alex
 from __future__ import annotations
 
 import math
+from collections import abc
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple, Union
@@ -42,6 +43,54 @@ from edge_app.errors import InputError
 Detection = Tuple[str, int, float, float, float, float, float]
 # (image id, class, x1, y1, x2, y2, difficult)
 Truth = Tuple[str, int, float, float, float, float, bool]
+
+
+class Detections(abc.Sequence):
+    """Detections held as columns: the image ids (`stems`, each once) and, per detection, its
+    image (an index into stems), class, score and box (n, 4) x1, y1, x2, y2, all float64 as
+    Detection's floats are. To whatever walks it, the sequence of Detection tuples those columns
+    describe; match, compute and evaluate's cache read the columns (an early checkpoint has
+    100k detections: tuples are made only where they are asked for)."""
+
+    __slots__ = ("stems", "image", "class_id", "score", "boxes")
+
+    def __init__(self, stems: Sequence[str], image: np.ndarray, class_id: np.ndarray, score: np.ndarray,
+                 boxes: np.ndarray):
+        self.stems = list(stems)
+        self.image = np.asarray(image, np.int64)
+        self.class_id = np.asarray(class_id, np.int64)
+        self.score = np.asarray(score, np.float64)
+        self.boxes = np.asarray(boxes, np.float64).reshape(len(self.score), 4)
+
+    @classmethod
+    def of(cls, detections: Sequence[Detection]) -> "Detections":
+        """The columns of Detection tuples (the same object if it is one already)."""
+        if isinstance(detections, Detections):
+            return detections
+        stems: Dict[str, int] = {}
+        image = [stems.setdefault(d[0], len(stems)) for d in detections]
+        values = np.array([d[1:7] for d in detections], np.float64).reshape(len(detections), 6)
+        return cls(list(stems), np.array(image, np.int64), [d[1] for d in detections], values[:, 1],
+                   values[:, 2:])
+
+    def __len__(self) -> int:
+        return len(self.score)
+
+    def __iter__(self):
+        stems = self.stems
+        return zip([stems[i] for i in self.image.tolist()], self.class_id.tolist(), self.score.tolist(),
+                   *self.boxes.T.tolist())
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return list(self)[index]
+        box = self.boxes[index].tolist()
+        return (self.stems[int(self.image[index])], int(self.class_id[index]), float(self.score[index]), *box)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, abc.Sequence) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable arrays, like a list
 
 
 def iou(a: Sequence[float], b: Sequence[float]) -> float:
@@ -138,22 +187,32 @@ def match(detections: Sequence[Detection], truths: Sequence[Truth], iou_threshol
     equals, in truth order) if that IoU is over the threshold; the first claim of an ordinary
     truth in score order is the TP. Computed over the (detection, candidate truth) pairs of
     many detections at once (PAIR_BUDGET); iou()'s arithmetic, element by element."""
-    n = len(detections)
+    columns = Detections.of(detections)
+    n = len(columns)
     # by falling score, ties in list order (a stable sort)
-    order = np.argsort(-np.array([d[2] for d in detections], float), kind="stable")
+    order = np.argsort(-columns.score, kind="stable")
     outcome = np.zeros(n, int)
     best_iou = np.zeros(n)
     claimed = np.full(n, -1)
-    groups: Dict[Tuple[str, int], int] = {}
-    truth_group = np.array([groups.setdefault((t[0], t[1]), len(groups)) for t in truths], np.int64)
-    detection_group = np.array([groups.get((d[0], d[1]), -1) for d in detections], np.int64)
+    # a group: the truths of one image and class, numbered by (image, class)
+    image_of = {stem: i for i, stem in enumerate(columns.stems)}
+    truth_image = np.array([image_of.setdefault(t[0], len(image_of)) for t in truths], np.int64)
+    truth_class = np.array([t[1] for t in truths], np.int64)
+    width = int(max(truth_class.max(initial=0), columns.class_id.max(initial=0))) + 1
+    keys, truth_group = np.unique(truth_image * width + truth_class, return_inverse=True)
+    truth_group = truth_group.reshape(-1)  # numpy 2.0 gave return_inverse the input's shape
+    wanted = columns.image * width + columns.class_id
+    at = np.searchsorted(keys, wanted)
+    known = at < len(keys)
+    known[known] = keys[at[known]] == wanted[known]
+    detection_group = np.where(known, at, -1)
     # each group's truths in truth order: by_group[first[g]:first[g] + count[g]]
     by_group = np.argsort(truth_group, kind="stable")
-    count = np.bincount(truth_group, minlength=len(groups))
+    count = np.bincount(truth_group, minlength=len(keys))
     first = np.cumsum(count) - count
     has = np.flatnonzero(detection_group >= 0)
     per = count[detection_group[has]]  # candidates of each detection that has any
-    detection_boxes = np.array([d[3:7] for d in detections], float).reshape(n, 4)[has]
+    detection_boxes = columns.boxes[has]
     truth_boxes = np.array([t[2:6] for t in truths], float).reshape(len(truths), 4)
     truth_hard = np.array([bool(t[6]) for t in truths], bool)
     best = np.zeros(len(has))
@@ -210,7 +269,8 @@ def compute(detections: Sequence[Detection], truths: Sequence[Truth], names: Seq
             reference: bool = False) -> Metrics:
     """Metrics of detections against truths; reference=True: `detector map`'s definitions
     (see the module's docstring), with the detections of each image in darknet's box order."""
-    order, outcome, best_iou, claimed = match(detections, truths, iou_threshold, reference)
+    columns = Detections.of(detections)
+    order, outcome, best_iou, claimed = match(columns, truths, iou_threshold, reference)
     if reference:
         at_conf_tp = _darknet_tp_at_conf(detections, claimed, truths, conf_threshold)
     results = []
@@ -218,8 +278,8 @@ def compute(detections: Sequence[Detection], truths: Sequence[Truth], names: Seq
     iou_sum = 0.0
     # in score order: each detection's class, score, outcome
     ranked = np.array(order, np.intp)
-    ranked_class = np.array([detections[i][1] for i in order], np.int64)
-    ranked_score = np.array([detections[i][2] for i in order], float)
+    ranked_class = columns.class_id[ranked]
+    ranked_score = columns.score[ranked]
     ranked_outcome = outcome[ranked]
     for k, name in enumerate(names):
         n_truth = sum(1 for t in truths if t[1] == k and not t[6])

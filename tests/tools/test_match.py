@@ -77,3 +77,25 @@ def test_a_scene_without_truths_or_detections():
         got = metrics.match(dets, ts)
         assert got[0] == one_by_one(dets, ts)[0] and not got[1].any() and (got[3] == -1).all()
         assert len(got[1]) == len(got[2]) == len(got[3]) == len(dets)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_columns_are_the_tuples_they_describe(seed):
+    """Detections (as evaluation holds an early checkpoint's 100k) walk, index and compare as
+    their tuples, and match and compute give on them what they give on the tuples."""
+    detections, truths = scene(seed)
+    columns = metrics.Detections.of(detections)
+    assert list(columns) == detections and columns == detections and len(columns) == len(detections)
+    assert [columns[i] for i in range(len(columns))] == detections and columns[2:5] == detections[2:5]
+    assert all(type(a) is type(b) for d, e in zip(columns, detections) for a, b in zip(d, e))
+    for got, want in zip(metrics.match(columns, truths), metrics.match(detections, truths)):
+        assert np.array_equal(got, want)
+    names = ["a", "b", "c"]
+    for reference in (False, True):
+        assert metrics.compute(columns, truths, names, reference=reference).table() == \
+            metrics.compute(detections, truths, names, reference=reference).table()
+    # images without detections among the stems, in another order: the same matching
+    shuffled = metrics.Detections(["none", *reversed(columns.stems)], len(columns.stems) - columns.image,
+                                  columns.class_id, columns.score, columns.boxes)
+    assert shuffled == detections
+    assert all(np.array_equal(a, b) for a, b in zip(metrics.match(shuffled, truths), metrics.match(detections, truths)))

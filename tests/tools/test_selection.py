@@ -112,3 +112,11 @@ def test_cached_detections_come_back_exactly(tmp_path, stems):
         path.write_bytes(damaged)
         with pytest.raises(ValueError):
             evaluate.load_detections(path)
+
+
+def test_a_detections_file_naming_an_image_twice_is_refused(tmp_path):
+    path = evaluate.detections_path(tmp_path, "device")
+    np.savez(path, stems=np.array(["a", "a"]), image=np.array([0, 1], np.int32), class_id=np.zeros(2, np.int32),
+             values=np.zeros((2, 5)), seconds=np.float64(1))
+    with pytest.raises(ValueError, match="listed twice"):
+        evaluate.load_detections(path)
