@@ -140,9 +140,10 @@ def _suppress(boxes: np.ndarray, starts: np.ndarray, threshold: float) -> np.nda
     keep = np.ones(len(boxes), bool)
     lib = native.library()
     if lib is not None:
-        boxes = np.ascontiguousarray(boxes, np.float64)
+        corners = np.ascontiguousarray(np.asarray(boxes, np.float64).T)  # x1, y1, x2, y2: a row each
         starts = np.ascontiguousarray(starts, np.int64)
-        lib.dk_nms_groups(boxes.ctypes.data, starts.ctypes.data, len(starts) - 1, threshold, keep.ctypes.data)
+        lib.dk_nms_groups(*(row.ctypes.data for row in corners), starts.ctypes.data, len(starts) - 1, threshold,
+                          keep.ctypes.data)
         return keep
     for start, stop in zip(starts[:-1].tolist(), starts[1:].tolist()):
         if stop - start > 1:

@@ -18,7 +18,7 @@ from pathlib import Path
 from edge_app.native.loader import CompiledLibrary, Unusable
 
 HERE = Path(__file__).resolve().parent
-ABI_VERSION = 8
+ABI_VERSION = 9
 SIMD_LEVELS = {"plain": 0, "128": 1, "best": 2}
 LEVEL_NAMES = ("plain C loops", "128-bit shuffles", "256-bit shuffles")
 
@@ -35,7 +35,7 @@ def _configure(lib: ctypes.CDLL) -> str:
         fn.restype = None
     lib.dk_scratch_floats.argtypes = [i, i, i]
     lib.dk_scratch_floats.restype = ctypes.c_long
-    lib.dk_nms_groups.argtypes = [p, p, i, ctypes.c_double, p]
+    lib.dk_nms_groups.argtypes = [p, p, p, p, p, i, ctypes.c_double, p]
     lib.dk_nms_groups.restype = None
     lib.dk_set_simd.argtypes = [i]
     lib.dk_set_simd.restype = i
