@@ -200,7 +200,6 @@ def match(detections: Sequence[Detection], truths: Sequence[Truth], iou_threshol
     truth_class = np.array([t[1] for t in truths], np.int64)
     width = int(max(truth_class.max(initial=0), columns.class_id.max(initial=0))) + 1
     keys, truth_group = np.unique(truth_image * width + truth_class, return_inverse=True)
-    truth_group = truth_group.reshape(-1)  # numpy 2.0 gave return_inverse the input's shape
     wanted = columns.image * width + columns.class_id
     at = np.searchsorted(keys, wanted)
     known = at < len(keys)
