@@ -81,3 +81,36 @@ def test_compiled_suppression_against_a_plain_loop():
         expected += _loop_keep(c.boxes[start:stop].tolist(), 0.3)
     assert keep.tolist() == expected
     assert 0 < keep.sum() < len(keep)
+
+
+def test_a_batch_of_frames_of_every_crowd_decodes_as_without_the_library(numpy_only):
+    """Frames of every size class nms() knows (<= 64, 65-400, > 400 candidates, none, a few) in
+    one batch, with scores tied across cells and classes: the detections and their order are the
+    same one frame at a time, and the same without the compiled library."""
+    rng = np.random.default_rng(5)
+    classes = 20
+    s = decode.RegionSpec(classes, 2, np.array([[1.0, 1.5], [3.0, 2.0]], np.float32), True)
+    raw = rng.normal(0, 3, (6, 2 * (5 + classes), 6, 8)).astype(np.float32)
+    objectness = raw.reshape(6, 2, 5 + classes, 6, 8)[:, :, 4]
+    objectness[0] -= 9.0  # few cells pass
+    objectness[1] -= 6.0
+    objectness[2] = -40.0  # none
+    objectness[3] = -40.0
+    objectness[3, 0, 2, 3] = 9.0  # one cell
+    objectness[5] += 3.0  # nearly all
+    logits = raw.reshape(6, 2, 5 + classes, 6, 8)[:, :, 5:]
+    logits[[1, 5], :, :, 0] = 0.0  # a row of cells whose classes all tie in score, across cells
+    objectness[[1, 5], :, 0] = 2.0  # too: the order of equal scores is nms()'s
+    sizes = [(640, 480), (333, 200), (500, 400), (200, 333), (416, 416), (100, 999)]
+    counts = np.bincount(decode.region_candidates(raw, s, 0.005).frame, minlength=6)
+    assert counts[0] <= 64 < counts[1] <= 400 < counts[5] and counts[2] == 0 < counts[3] <= 20, counts
+    batch = decode.decode_batch(raw, s, sizes, 224, 160, "letterbox", 0.005, 0.45)
+    one_by_one = [decode.decode_batch(raw[i:i + 1], s, [sizes[i]], 224, 160, "letterbox", 0.005, 0.45)
+                  for i in range(6)]
+    columns = [np.concatenate([getattr(f, name) + (i if name == "frame" else 0) for i, f in enumerate(one_by_one)])
+               for name in decode.Found._fields]
+    for got, want in zip(batch, columns):
+        assert np.array_equal(got, want)
+    for got, want in zip(batch, numpy_only(lambda: decode.decode_batch(raw, s, sizes, 224, 160, "letterbox",
+                                                                       0.005, 0.45))):
+        assert np.array_equal(got, want)
