@@ -8,7 +8,7 @@ from typing import Dict, List, Sequence, Union
 import numpy as np
 
 from edge_app.errors import InputError
-from model_tools.metrics import Detection, Truth, match
+from model_tools.metrics import Detection, Detections, Truth, match
 
 
 def select(rows: Sequence[Dict[str, object]]) -> Dict[str, object]:
@@ -48,7 +48,12 @@ def bootstrap_map_difference(a: Sequence[Detection], b: Sequence[Detection], tru
     """mAP(a) − mAP(b) on `resamples` bootstrap resamples of the validation images (the same
     resample for both, drawn with replacement). Matching is per image, so each detection keeps
     its TP/FP outcome in every resample; an image drawn n times weighs n."""
-    images = sorted({t[0] for t in truths} | {d[0] for d in a} | {d[0] for d in b})
+    a, b = Detections.of(a), Detections.of(b)
+
+    def used(dets: Detections) -> List[str]:  # the image ids its detections name
+        return [dets.stems[i] for i in np.unique(dets.image).tolist()]
+
+    images = sorted({t[0] for t in truths} | set(used(a)) | set(used(b)))
     index = {name: i for i, name in enumerate(images)}
     truth_img = np.array([index[t[0]] for t in truths if not t[6]], int)
     truth_cls = np.array([t[1] for t in truths if not t[6]], int)
@@ -60,8 +65,8 @@ def bootstrap_map_difference(a: Sequence[Detection], b: Sequence[Detection], tru
         how many false positives of each image rank before it."""
         order, outcome, _, _ = match(dets, truths, iou_threshold)
         order = np.asarray(order, int)
-        classes = np.array([d[1] for d in dets], int)[order]
-        images_of = np.array([index[d[0]] for d in dets], int)[order]
+        classes = dets.class_id[order]
+        images_of = np.array([index.get(stem, -1) for stem in dets.stems], int)[dets.image][order]
         outcome = outcome[order]
         per_class = []
         for k in range(len(names)):
