@@ -26,7 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import REPO, interleaved, ratio_line, spread
+from common import REPO, interleaved, ratio_line, slim_cfg, spread, synthetic_set
 
 FLOOR = """
 import sys
@@ -51,23 +51,19 @@ assert len(outputs) == len(paths)
 
 def synthetic(tmp: Path, images: int, checkpoints: int):
     """(data, cfg, weights) of a synthetic Flickr-27-style set: 320x240 JPEGs, 6 classes."""
-    from model_tools import cfg, cfggen, dataset, synth, weights
+    from model_tools import cfg, weights
 
-    root = tmp / f"s{images}"
-    annotations = synth.generate(root / "synth", images, seed=1, progress=False)
-    dataset.build(dataset.import_flickr27(annotations), root / "ds", ratios=(0.0, 1.0, 0.0), name="s",
-                  progress=False)
+    folder = synthetic_set(tmp / f"s{images}", images, "s")
     cfg_path = tmp / "slim.cfg"
     if not cfg_path.exists():
-        cfg_path.write_text(cfggen.tiny_yolov2(cfggen.TinySpec(classes=6, width=160, height=128,
-                                                               width_multiplier=0.25)))
+        slim_cfg(cfg_path, 160, 128)
     net = cfg.load(cfg_path)
     paths = []
     for seed in range(1, checkpoints + 1):
         paths.append(tmp / f"slim_{seed}.weights")
         if not paths[-1].exists():
             weights.write(paths[-1], weights.random(net, seed=seed))
-    return root / "ds" / "s.data", cfg_path, paths
+    return folder / "s.data", cfg_path, paths
 
 
 def compare(darknet: str, data: Path, cfg_path: Path, checkpoints, rounds: int, tmp: Path) -> None:

@@ -16,8 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import interleaved, median_seconds, ratio_line, spread
-from model_tools import cfg, cfggen, darknet_log, dataset, synth, weights
+from common import interleaved, median_seconds, ratio_line, slim_cfg, spread, synthetic_set
+from model_tools import cfg, darknet_log, weights
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -25,12 +25,8 @@ REPO = Path(__file__).resolve().parent.parent
 def main(rounds: int = 3, parts=(1, 2, 3)):
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        annotations = synth.generate(tmp / "synth", 200, seed=1, progress=False)
-        dataset.build(dataset.import_flickr27(annotations), tmp / "ds", ratios=(0.0, 1.0, 0.0),
-                      name="b", progress=False)
-        cfg_path = tmp / "b.cfg"
-        cfg_path.write_text(cfggen.tiny_yolov2(cfggen.TinySpec(classes=6, width=224, height=160,
-                                                               width_multiplier=0.25)))
+        synthetic_set(tmp, 200, "b")
+        cfg_path = slim_cfg(tmp / "b.cfg", 224, 160)
         net = cfg.load(cfg_path)
         weights_path = tmp / "b_1.weights"
         weights.write(weights_path, weights.random(net, seed=1))

@@ -74,3 +74,23 @@ def ratio_line(label: str, numerator, denominator, rounds_label: str = "rounds")
     r = ratios(numerator, denominator)
     return (f"{label}: x{statistics.median(r):.3g} median, [{min(r):.3g}–{max(r):.3g}] over "
             f"{len(r)} interleaved {rounds_label}")
+
+
+def synthetic_set(root: Path, images: int, name: str) -> Path:
+    """A Flickr-27-style set of `images` synthetic 320x240 JPEGs (6 classes, seed 1), every
+    image in the validation split; returns its darknet folder (root/ds, with <name>.data)."""
+    from model_tools import dataset, synth
+
+    annotations = synth.generate(root / "synth", images, seed=1, progress=False)
+    dataset.build(dataset.import_flickr27(annotations), root / "ds", ratios=(0.0, 1.0, 0.0), name=name,
+                  progress=False)
+    return root / "ds"
+
+
+def slim_cfg(path: Path, width: int, height: int) -> Path:
+    """A 6-class Tiny YOLOv2 cfg at a quarter of the filters (the synthetic sets' model)."""
+    from model_tools import cfggen
+
+    path.write_text(cfggen.tiny_yolov2(cfggen.TinySpec(classes=6, width=width, height=height,
+                                                       width_multiplier=0.25)))
+    return path
