@@ -39,7 +39,9 @@ if [ -s "$CACHE" ]; then
 fi
 log "building the emulated Pi root (debootstrap bullseye armhf under qemu, a few minutes)"
 build="$(mktemp -d)"
-trap 'umount "$build/root/proc" 2>/dev/null; rm -rf "$build"' EXIT
+# (|| true: proc is normally unmounted by then, and under set -e a failing umount in the trap
+# would become the script's exit status — a fresh build then failed setup after succeeding)
+trap 'umount "$build/root/proc" 2>/dev/null || true; rm -rf "$build"' EXIT
 started=$SECONDS
 debootstrap --arch=armhf --variant=minbase bullseye "$build/root" "$MIRROR" >"$build/log" 2>&1 \
   || { tail -n 20 "$build/log" >&2; echo "pi-root.sh: error: debootstrap failed" >&2; exit 1; }
