@@ -30,14 +30,16 @@ LEGACY_INTERPOLATION = "opencv-linear"  # metadata written before the field exis
 
 def letterbox_size(frame_w, frame_h, net_w: int, net_h: int) -> Tuple:
     """The scaled image size inside the letterbox, with darknet's integer arithmetic: ints for
-    an int frame size; int arrays for arrays of them (the frames of a batch), element by element."""
+    an int frame size; int arrays for arrays of them (the frames of a batch), element by element.
+    At least 1 pixel each way: for a frame more than net_h/net_w times as tall as wide (or the
+    converse) darknet's arithmetic gives 0 — an empty image, and boxes divided by zero."""
     if isinstance(frame_w, np.ndarray):
         wide = net_w / frame_w < net_h / frame_h
-        return (np.where(wide, net_w, (frame_w * net_h) // frame_h),
-                np.where(wide, (frame_h * net_w) // frame_w, net_h))
+        return (np.where(wide, net_w, np.maximum((frame_w * net_h) // frame_h, 1)),
+                np.where(wide, np.maximum((frame_h * net_w) // frame_w, 1), net_h))
     if net_w / frame_w < net_h / frame_h:
-        return net_w, (frame_h * net_w) // frame_w
-    return (frame_w * net_h) // frame_h, net_h
+        return net_w, max((frame_h * net_w) // frame_w, 1)
+    return max((frame_w * net_h) // frame_h, 1), net_h
 
 
 @lru_cache(maxsize=32)

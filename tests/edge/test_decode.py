@@ -97,6 +97,15 @@ def test_letterbox_size_uses_darknet_integer_arithmetic():
     assert letterbox_size(333, 200, 224, 160) == (224, 134)  # 200*224//333 = 134
 
 
+def test_a_sliver_of_a_frame_keeps_a_pixel_in_the_letterbox():
+    # darknet's arithmetic gives 9*24//1001 = 0 columns: an empty image, boxes divided by zero
+    assert letterbox_size(9, 1001, 32, 24) == (1, 24) and letterbox_size(1001, 9, 24, 32) == (24, 1)
+    wide, tall = letterbox_size(np.array([9, 640]), np.array([1001, 480]), 32, 24)
+    assert wide.tolist() == [1, 32] and tall.tolist() == [24, 24]
+    boxes = boxes_to_frame(np.array([[0.25, 0.25, 0.75, 0.75]]), 9, 1001, 32, 24, "letterbox")
+    assert np.isfinite(boxes).all() and (boxes >= 0).all() and (boxes[:, 2] <= 9).all()
+
+
 def test_letterbox_box_maps_back_to_frame():
     # centre box of half the network size, frame 640x480 letterboxed into 416x416 (312 high)
     got = boxes_to_frame(np.array([[0.25, 0.25, 0.75, 0.75]]), 640, 480, 416, 416, "letterbox")
