@@ -185,9 +185,12 @@ def export(net: Network, weights: Weights, names: List[str], out_dir: Union[str,
            fp16: bool = True, resize_mode: Optional[str] = None, interpolation: str = "darknet",
            cfg_path: str = "",
            weights_path: str = "", conf_threshold: float = 0.25,
-           nms_threshold: float = 0.45) -> Dict:
+           nms_threshold: float = 0.45, bundle: bool = True) -> Dict:
     """Write <stem>.xml/.bin and <stem>.json into out_dir; return the metadata. weights_path:
     the file `weights` were read from (its bytes go into the bundle, its hash into the metadata).
+    bundle=False leaves the darknet cfg + weights out (bundle_darknet: what a device without a
+    usable OpenVINO runs): for IRs that are never deployed, such as evaluation's, whose copy of
+    each checkpoint cost its size again on disk and a write per checkpoint (63 MB for VOC's).
 
     Files are built in a temporary folder and moved in one by one, the metadata last: a reader
     that finds the metadata finds the IR it describes (it also carries the IR's sha256).
@@ -214,7 +217,8 @@ def export(net: Network, weights: Weights, names: List[str], out_dir: Union[str,
     tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir))
     try:
         ov.save_model(model, str(tmp / f"{stem}.xml"), compress_to_fp16=fp16)
-        darknet = bundle_darknet(cfg_path, weights_path, tmp, stem, weights) if cfg_path and weights_path else None
+        darknet = bundle_darknet(cfg_path, weights_path, tmp, stem, weights) \
+            if bundle and cfg_path and weights_path else None
         # the source files' hashes: the bundle's copies are their bytes
         cfg_sha256 = darknet["cfg_sha256"] if darknet else sha256_file(cfg_path) if cfg_path else None
         weights_sha256 = darknet["weights_sha256"] if darknet else \

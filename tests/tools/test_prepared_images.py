@@ -134,3 +134,28 @@ def test_outputs_decoded_in_batches_of_any_size_score_as_the_pi(monkeypatch, exp
     model = exported("tiny-224x160", fp16=True, resize_mode="resize")[0]
     monkeypatch.setattr(evaluate, "DECODE_BACKLOG", backlog)
     assert detect_all(model, jpegs * 3, progress=False)[0] == as_the_pi_runs_it(model, jpegs * 3)
+
+
+DECODER_FIXTURES = sorted(p for p in (Path(__file__).resolve().parents[1] / "data" / "darknet_decode").iterdir()
+                          if p.suffix in (".jpg", ".png") and not p.name.endswith(".darknet.png"))
+
+
+@pytest.mark.parametrize("path", DECODER_FIXTURES, ids=lambda p: p.name)
+def test_images_are_read_with_the_pixels_and_orientation_of_imread(path):
+    # the reader decodes the file's bytes from memory (cheaper than cv2.imread's own file reading):
+    # every kind of file must still give imread's frame — EXIF rotation, CMYK, grey, 16-bit PNG, alpha
+    key = (32, 24, "letterbox", "darknet")
+    tensor, width, height = evaluate._read_and_prepare(path, key)
+    frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    assert (width, height) == (frame.shape[1], frame.shape[0])
+    assert np.array_equal(tensor, prepare(frame, *key))
+
+
+def test_an_unreadable_file_is_an_input_error_naming_it(tmp_path):
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "text.jpg").write_text("not an image\n")
+    (tmp_path / "folder.jpg").mkdir()
+    for name in ("empty.jpg", "text.jpg", "folder.jpg", "missing.jpg"):
+        with pytest.raises(InputError) as failure:
+            evaluate._read_and_prepare(tmp_path / name, (32, 24, "resize", "darknet"))
+        assert failure.value.where == str(tmp_path / name)
