@@ -193,6 +193,27 @@ def nms(c: Candidates, threshold: float) -> np.ndarray:
     return kept[np.argsort(-c.score[kept], kind="stable")]
 
 
+def _nms_frames(c: Candidates, bounds: np.ndarray, threshold: float) -> np.ndarray:
+    """nms() of each frame's rows (frame i: rows bounds[i]:bounds[i + 1]), concatenated: the
+    compiled library's dk_nms_frames in one call when it is built (its sorts and suppression are
+    nms()'s, order and ties included), else nms() frame by frame."""
+    lib = native.library()
+    if lib is None or c.score.dtype != np.float32:  # (region_candidates' scores are float32)
+        spans = zip(bounds[:-1].tolist(), bounds[1:].tolist())
+        return np.concatenate([np.zeros(0, np.intp)] + [start + nms(c.take(slice(start, stop)), threshold)
+                                                         for start, stop in spans if stop > start])
+    corners = np.ascontiguousarray(np.asarray(c.boxes, np.float64).T)
+    score = np.ascontiguousarray(c.score, np.float32)
+    class_id = np.ascontiguousarray(c.class_id, np.int64)
+    starts = np.ascontiguousarray(bounds, np.int64)
+    kept = np.empty(len(c), np.int64)
+    count = lib.dk_nms_frames(*(row.ctypes.data for row in corners), score.ctypes.data, class_id.ctypes.data,
+                              starts.ctypes.data, len(starts) - 1, threshold, _SINGLE_MATRIX_MAX, kept.ctypes.data)
+    if count < 0:
+        raise MemoryError("dk_nms_frames: no memory for its scratch arrays")
+    return kept[:count]
+
+
 class Found(NamedTuple):
     """Detections of a batch of outputs: frame (which output), class_id, score and boxes (n, 4)
     x1, y1, x2, y2 in frame pixels, ordered by frame and, within one, best first."""
@@ -214,10 +235,8 @@ def decode_batch(raw: np.ndarray, spec: RegionSpec, frame_sizes: Sequence[Tuple[
         kept = candidates.take(nms(candidates, nms_threshold))
         boxes = boxes_to_frame(kept.boxes, *frame_sizes[0], net_w, net_h, resize_mode)
         return Found(kept.frame, kept.class_id, kept.score, boxes)
-    bounds = np.searchsorted(candidates.frame, np.arange(len(frame_sizes) + 1)).tolist()
-    kept = candidates.take(np.concatenate(
-        [np.zeros(0, np.intp)] + [start + nms(candidates.take(slice(start, stop)), nms_threshold)
-                                  for start, stop in zip(bounds, bounds[1:]) if stop > start]))
+    bounds = np.searchsorted(candidates.frame, np.arange(len(frame_sizes) + 1))
+    kept = candidates.take(_nms_frames(candidates, bounds, nms_threshold))
     sizes = np.asarray(frame_sizes, np.int64).reshape(-1, 2)[kept.frame]
     boxes = boxes_to_frame(kept.boxes, sizes[:, 0], sizes[:, 1], net_w, net_h, resize_mode)
     return Found(kept.frame, kept.class_id, kept.score, boxes)

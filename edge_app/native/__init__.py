@@ -1,5 +1,5 @@
 """Compiled arithmetic for the hot path: the darknet resize (dkresize.c) and, for evaluation's
-crowds of candidates, darknet's NMS suppression (dknms.c), loaded with ctypes
+crowds of candidates, darknet's NMS (dknms.c: suppression by groups, and decode.nms of a whole batch), loaded with ctypes
 (edge_app/native/loader.py).
 
 Built at install time when a C compiler is there (setup.py / deploy/pi/setup_edge.py, from
@@ -18,7 +18,7 @@ from pathlib import Path
 from edge_app.native.loader import CompiledLibrary, Unusable
 
 HERE = Path(__file__).resolve().parent
-ABI_VERSION = 9
+ABI_VERSION = 10
 SIMD_LEVELS = {"plain": 0, "128": 1, "best": 2}
 LEVEL_NAMES = ("plain C loops", "128-bit shuffles", "256-bit shuffles")
 
@@ -37,6 +37,8 @@ def _configure(lib: ctypes.CDLL) -> str:
     lib.dk_scratch_floats.restype = ctypes.c_long
     lib.dk_nms_groups.argtypes = [p, p, p, p, p, i, ctypes.c_double, p]
     lib.dk_nms_groups.restype = None
+    lib.dk_nms_frames.argtypes = [p] * 7 + [i, ctypes.c_double, ctypes.c_int64, p]
+    lib.dk_nms_frames.restype = ctypes.c_int64
     lib.dk_set_simd.argtypes = [i]
     lib.dk_set_simd.restype = i
     return LEVEL_NAMES[lib.dk_set_simd(SIMD_LEVELS[wanted])]

@@ -434,4 +434,4 @@ void dk_resize_f32(const float *in, int in_stride, int in_w, int ch, float *out,
     resize(in, in_stride, in_w, ch, out, out_h, out_w, x0, x1, a0, a1, y0, y1, b0, b1, scratch, 0);
 }
 
-int dk_abi_version(void) { return 9; }
+int dk_abi_version(void) { return 10; }

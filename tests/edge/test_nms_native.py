@@ -114,3 +114,27 @@ def test_a_batch_of_frames_of_every_crowd_decodes_as_without_the_library(numpy_o
     for got, want in zip(batch, numpy_only(lambda: decode.decode_batch(raw, s, sizes, 224, 160, "letterbox",
                                                                        0.005, 0.45))):
         assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("threshold", [0.0, 0.005, 0.45, 1.0])
+def test_one_call_for_a_whole_batch_keeps_and_orders_as_nms_frame_by_frame(threshold):
+    """dk_nms_frames (decode._nms_frames) against nms() of each frame: frames of none, one, a
+    few (<= 64), some (65-400) and many (> 400) rows, scores tied within and across classes (in
+    a frame of > 400 rows nms() orders tied rows class by class, below that row by row),
+    degenerate and NaN boxes."""
+    if native.library() is None:
+        pytest.skip(f"compiled library not available: {native.status()}")
+    rng = np.random.default_rng(int(threshold * 1000) + 3)
+    sizes = [0, 1, 2, 30, 64, 65, 0, 200, 400, 401, 1500, 1, 0]
+    frames = [crowd(rng, n, classes, ties=True, degenerate=True) if n else None
+              for n, classes in zip(sizes, [1, 1, 3, 6, 6, 20, 1, 6, 80, 6, 20, 1, 1])]
+    present = [f for f in frames if f is not None]
+    batch = decode.Candidates(np.concatenate([f.boxes for f in present]), np.concatenate([f.score for f in present]),
+                              np.concatenate([f.class_id for f in present]))
+    bounds = np.r_[0, np.cumsum(sizes)]
+    expected = np.concatenate([start + decode.nms(f, threshold)
+                               for start, f in zip(bounds, frames) if f is not None])
+    got = decode._nms_frames(batch, bounds, threshold)
+    assert got.dtype.kind == "i" and np.array_equal(got, expected)
+    ties = [f for f in present if len(f) > 400][0]
+    assert len(np.unique(ties.score)) < len(ties)  # the class-by-class tie rule is exercised
