@@ -158,7 +158,7 @@ def _read_and_prepare(path: Path, key: Preprocessing) -> Tuple[np.ndarray, int, 
     from edge_app.preprocess import prepare
 
     # the file's bytes decoded from memory: the very pixels of cv2.imread(path), EXIF orientation
-    # included (tests/tools/test_evaluate.py), for 15% less CPU (0.61 → 0.52 ms a 320x240 JPEG)
+    # included (tests/tools/test_prepared_images.py), for 15% less CPU (0.61 → 0.52 ms a 320x240 JPEG)
     try:
         data = np.fromfile(path, np.uint8)
     except OSError as exc:

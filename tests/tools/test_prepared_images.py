@@ -159,3 +159,21 @@ def test_an_unreadable_file_is_an_input_error_naming_it(tmp_path):
         with pytest.raises(InputError) as failure:
             evaluate._read_and_prepare(tmp_path / name, (32, 24, "resize", "darknet"))
         assert failure.value.where == str(tmp_path / name)
+
+
+def test_evaluation_scores_an_ir_without_the_darknet_bundle(tmp_path, exported, jpegs):
+    # an IR that is scored, never deployed: no copy of the checkpoint beside it, the sources' hashes kept
+    import hashlib
+
+    _, cfg, weights, names = exported("tiny-224x160", fp16=True, resize_mode="resize")
+    valid = tmp_path / "valid.txt"
+    valid.write_text("".join(f"{p}\n" for p in jpegs))
+    out = tmp_path / "out"
+    evaluate_checkpoints(cfg, Path(names).read_text().split(), valid, [Path(weights)], out, plot=False,
+                         progress=False)
+    model_dir = next((out / "models").iterdir())
+    assert not list(model_dir.glob("*.darknet.*"))
+    info = metadata.load(model_dir)
+    assert "darknet" not in info.raw
+    assert info.raw["source"]["weights_sha256"] == hashlib.sha256(Path(weights).read_bytes()).hexdigest()
+    assert info.raw["source"]["cfg_sha256"] == hashlib.sha256(Path(cfg).read_bytes()).hexdigest()
