@@ -61,7 +61,7 @@ void dk_nms_groups(const double *x1, const double *y1, const double *x2, const d
  * kept rows, frame by frame, each frame's best first, exactly as decode.nms orders them: ties
  * by row, except in a frame of more than `ties_by_class_above` rows (decode._SINGLE_MATRIX_MAX),
  * where tied rows come class by class. Returns how many rows were kept. threshold <= 0 keeps
- * every row. Suppression: within one class of one frame, in score order (ties by row), as
+ * every row in score order, ties by row. Suppression: within one class of one frame, in score order (ties by row), as
  * dk_nms_groups. Returns -1 if scratch memory could not be had.
  */
 #include <stdlib.h>
@@ -158,7 +158,7 @@ int64_t dk_nms_frames(const double *x1, const double *y1, const double *x2, cons
             cands[k].cls = class_id[first + k];
             cands[k].row = first + k;
         }
-        if (n < 2 || !(threshold > 0)) {
+        if (n < 2 || threshold <= 0) {  /* as nms(): a NaN threshold suppresses nothing, below */
             sort_score_first(cands, scratch, n);
             for (int64_t k = 0; k < n; k++)
                 out[kept_total++] = cands[k].row;

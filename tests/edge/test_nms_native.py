@@ -116,7 +116,7 @@ def test_a_batch_of_frames_of_every_crowd_decodes_as_without_the_library(numpy_o
         assert np.array_equal(got, want)
 
 
-@pytest.mark.parametrize("threshold", [0.0, 0.005, 0.45, 1.0])
+@pytest.mark.parametrize("threshold", [-1.0, 0.0, 0.005, 0.45, 1.0, float("nan")])
 def test_one_call_for_a_whole_batch_keeps_and_orders_as_nms_frame_by_frame(threshold):
     """dk_nms_frames (decode._nms_frames) against nms() of each frame: frames of none, one, a
     few (<= 64), some (65-400) and many (> 400) rows, scores tied within and across classes (in
@@ -124,7 +124,7 @@ def test_one_call_for_a_whole_batch_keeps_and_orders_as_nms_frame_by_frame(thres
     degenerate and NaN boxes."""
     if native.library() is None:
         pytest.skip(f"compiled library not available: {native.status()}")
-    rng = np.random.default_rng(int(threshold * 1000) + 3)
+    rng = np.random.default_rng(3 if np.isnan(threshold) else int(abs(threshold) * 1000) + 7)
     sizes = [0, 1, 2, 30, 64, 65, 0, 200, 400, 401, 1500, 1, 0]
     frames = [crowd(rng, n, classes, ties=True, degenerate=True) if n else None
               for n, classes in zip(sizes, [1, 1, 3, 6, 6, 20, 1, 6, 80, 6, 20, 1, 1])]
