@@ -93,6 +93,9 @@ READERS, READ_AHEAD = 2, 8  # threads reading validation images, images read ahe
 # trained slim model: 34 → 13 ms; of random weights, 94k detections: 450 → 260 ms). 8 MiB is
 # ~100 outputs of a 416 VOC model, whose candidates at threshold 0.005 take ~10x that.
 DECODE_BACKLOG = 8 * 2 ** 20
+# The outputs left when inference ends are decoded in two halves on two threads (numpy's array
+# work and the compiled NMS release Python's lock), if there are at least twice this many
+DECODE_SPLIT_MIN = 4
 
 # How a frame becomes the network input: preprocess.prepare's arguments after the frame, which
 # the exported metadata holds (Detector.preprocessing) and the export settings decide beforehand
@@ -211,12 +214,23 @@ def detect_with(detector, images: Union[Sequence[Path], PreparedImages], progres
     found: List = []  # decoded batches (Found), their frames numbered by image
     outputs: List[Tuple[Tuple[int, int, int], np.ndarray]] = []  # in image order, not yet decoded
 
-    def decode_outputs() -> None:
-        if outputs:
-            batch = detector.decode_batch(np.stack([output for _, output in outputs]),
-                                          [(width, height) for (_, width, height), _ in outputs])
-            first = outputs[0][0][0]  # outputs hold consecutive images
-            found.append(batch._replace(frame=image[first + batch.frame]))
+    def decode(part: List):  # -> decode.Found, its frames numbered by image
+        batch = detector.decode_batch(np.stack([output for _, output in part]),
+                                      [(width, height) for (_, width, height), _ in part])
+        first = part[0][0][0]  # outputs hold consecutive images
+        return batch._replace(frame=image[first + batch.frame])
+
+    def decode_outputs(last: bool = False) -> None:
+        half = len(outputs) // 2 if last and len(outputs) >= 2 * DECODE_SPLIT_MIN else 0
+        if half:  # inference is over: its second core decodes the first half meanwhile
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(1, thread_name_prefix="decode") as pool:
+                head = pool.submit(decode, outputs[:half])
+                tail = decode(outputs[half:])
+                found.extend([head.result(), tail])
+        elif outputs:
+            found.append(decode(outputs))
         outputs.clear()
 
     started = time.perf_counter()
@@ -230,7 +244,7 @@ def detect_with(detector, images: Union[Sequence[Path], PreparedImages], progres
         outputs.append((userdata, output))
         if len(outputs) * output.nbytes > DECODE_BACKLOG:
             decode_outputs()
-    decode_outputs()
+    decode_outputs(last=True)
     seconds = time.perf_counter() - started
     if not found:
         return Detections(stems, np.zeros(0), np.zeros(0), np.zeros(0), np.zeros((0, 4))), seconds
