@@ -71,21 +71,24 @@ def trained(tmp: Path, checkpoints: int):
     """(cfg, weights) of the demo model (trained on synthetic logos like the sets here) as both
     darknets read it alike: its cfg with a softmax region (AlexeyAB's region layer leaves the
     class scores of softmax=0 unactivated, ours applies the logistic the [yolo] training head
-    used), its weights stamped 0.2.5 (AlexeyAB's: plain resize for both; the Debian-trained file
+    used), its weights stamped as AlexeyAB writes them (weights.KNOWN_STAMPS: plain resize for both; the Debian-trained file
     says pjreddie, whose letterbox AlexeyAB's detector map does not do). Both then report the same
     mAP (92.25% on 200 images). Several checkpoints: copies of the one file."""
-    import struct
+    from dataclasses import replace
+
+    from model_tools import cfg, weights
 
     cfg_path = tmp / "demo-softmax.cfg"
     text = (REPO / "demo" / "demo.cfg").read_text()
     if "\nsoftmax=0\n" not in text:
         raise SystemExit("demo/demo.cfg has no softmax=0 line any more: update trained()")
     cfg_path.write_text(text.replace("\nsoftmax=0\n", "\nsoftmax=1\n"))
-    data = bytearray((REPO / "demo" / "demo.weights").read_bytes())
-    data[8:12] = struct.pack("<i", 5)  # major 0, minor 2, revision 5: AlexeyAB
+    demo = weights.read(REPO / "demo" / "demo.weights", cfg.load(cfg_path))
+    major, minor, revision = next(s for s, fork in weights.KNOWN_STAMPS.items() if fork == "alexeyab")
+    stamped = replace(demo, header=replace(demo.header, major=major, minor=minor, revision=revision))
     paths = [tmp / f"demo_{i}.weights" for i in range(1, checkpoints + 1)]
     for path in paths:
-        path.write_bytes(data)
+        weights.write(path, stamped)
     return cfg_path, paths
 
 
