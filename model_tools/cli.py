@@ -214,7 +214,7 @@ def cmd_parse_log(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from model_tools import dataset, evaluate, selection
+    from model_tools import dataset
 
     from model_tools.names import read_names
 
@@ -223,6 +223,33 @@ def cmd_evaluate(args) -> int:
         raise InputError("the .data file names no names file", args.data, "add a line names=<file>")
     names = read_names(data["names"])
     valid = args.valid or data.get("valid")
+    reader = _image_reader(args, valid)  # before numpy is imported: see model_tools.image_reader
+    try:
+        return _evaluate(args, data, names, valid, reader)
+    finally:
+        if reader is not None:
+            reader.close()
+
+
+def _image_reader(args, valid):
+    """The child process that prepares the validation images for the first checkpoint, or None
+    (reference mode, checkpoints found later, or a list that does not read: reported below)."""
+    from model_tools import dataset
+    from model_tools.image_reader import PREPARED_BUDGET, ImageReader
+
+    if args.mode == "reference" or not args.weights or not valid:
+        return None
+    try:
+        images = dataset.list_paths(valid)
+    except InputError:
+        return None
+    return ImageReader.start(images, args.cfg, args.weights[0], args.resize_mode, args.interpolation,
+                             PREPARED_BUDGET)
+
+
+def _evaluate(args, data, names, valid, reader) -> int:
+    from model_tools import evaluate, selection
+
     if args.weights:
         checkpoints = [Path(w) for w in args.weights]
     else:
@@ -246,7 +273,7 @@ def cmd_evaluate(args) -> int:
     rows = evaluate.evaluate_checkpoints(args.cfg, names, valid, checkpoints, args.out, fp16=not args.fp32,
                                          resize_mode=args.resize_mode, interpolation=args.interpolation,
                                          points=args.points, mode=args.mode, difficult_list=difficult or None,
-                                         decoder=args.decoder, plot=False, keep=computed)
+                                         decoder=args.decoder, plot=False, keep=computed, reader=reader)
     for row in rows:
         print(f"== {row['checkpoint']}" + (f" (reference: images read with {args.decoder})" if row["decoder"] else ""))
         print(evaluate.side_by_side(computed[str(row['checkpoint'])]), end="")

@@ -17,6 +17,7 @@ from typing import Deque, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from edge_app.errors import InputError
+from model_tools.image_reader import PREPARED_BUDGET, ImageReader, read_and_prepare
 from model_tools.metrics import (ClassResult, Detection, Detections, Metrics, Truth,  # noqa: F401
                                  average_precision, compute, iou)
 
@@ -82,9 +83,6 @@ def _refuse_legacy_difficult(record: Path) -> None:
                          "layout writes them where darknet's difficult= reads them")
 
 
-# Prepared network inputs kept from one checkpoint to the next: 1000 images at 416x416 take
-# 520 MB; past this budget the first images are kept and the rest read again for each checkpoint
-PREPARED_BUDGET = 256 * 2 ** 20
 READERS, READ_AHEAD = 2, 8  # threads reading validation images, images read ahead of inference
 # Outputs are decoded in batches of this many bytes, not one by one between submissions: each
 # return to a few requests in flight left the runtime's threads spinning idle, costing ~20% more
@@ -108,31 +106,45 @@ class PreparedImages:
     checkpoint that shares it, up to `budget` bytes. Reading can start before the model exists
     (start()): the images are read while the checkpoint is exported and compiled."""
 
-    def __init__(self, images: Sequence[Path], budget: int = PREPARED_BUDGET):
+    def __init__(self, images: Sequence[Path], budget: int = PREPARED_BUDGET, reader: Optional[ImageReader] = None):
+        """reader: a child process already preparing the first images (image_reader), used if
+        its preprocessing is the first one asked for."""
         self.images = list(images)
         self.budget = budget
         self._key: Optional[Preprocessing] = None
         self._pool = None
         self._kept: List = []  # futures of the first images' inputs, for self._key
+        self._reader, self._offered = None, reader
 
     def start(self, key: Preprocessing) -> None:
-        """Begin reading and preparing the images the budget keeps, for this preprocessing,
-        on READERS threads (OpenCV's JPEG decoding and the resize release the GIL)."""
+        """Begin reading and preparing the images the budget keeps, for this preprocessing:
+        those the child process was offered for it (image_reader) come from there, the rest
+        from READERS threads (OpenCV's JPEG decoding and the resize release the GIL)."""
         from concurrent.futures import ThreadPoolExecutor
 
         if key == self._key:
             return
+        offered, self._offered = self._offered, None  # the child serves the first preprocessing only
         self.close()
         width, height = key[:2]
         room = self.budget // (width * height * 3)
         self._key, self._pool = key, ThreadPoolExecutor(READERS, thread_name_prefix="read")
-        self._kept = [self._pool.submit(_read_and_prepare, path, key) for path in self.images[:room]]
+        self._kept = []
+        if offered is not None and offered.images == self.images[:len(offered.images)] and offered.key() == key:
+            self._reader = offered
+            self._kept = [_Reported(offered, i) for i in range(min(room, len(offered.images)))]
+        elif offered is not None:
+            offered.close()
+        self._kept += [self._pool.submit(read_and_prepare, path, key) for path in self.images[len(self._kept):room]]
 
     def close(self) -> None:
         """Stop reading (what is queued is dropped) and forget the kept inputs."""
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
-        self._key, self._pool, self._kept = None, None, []
+        for reader in (self._reader, self._offered):
+            if reader is not None:
+                reader.close()
+        self._key, self._pool, self._kept, self._reader, self._offered = None, None, [], None, None
 
     def inputs(self, key: Preprocessing) -> Iterator[Tuple[np.ndarray, int, int]]:
         """(tensor, frame width, frame height) of every image in order, for this preprocessing:
@@ -142,35 +154,30 @@ class PreparedImages:
         for future in self._kept:
             yield future.result()
         rest = iter(self.images[len(self._kept):])
-        ahead: Deque = deque(pool.submit(_read_and_prepare, path, key) for path in islice(rest, READ_AHEAD))
+        ahead: Deque = deque(pool.submit(read_and_prepare, path, key) for path in islice(rest, READ_AHEAD))
         try:
             while ahead:
                 item = ahead.popleft().result()
                 following = next(rest, None)
                 if following is not None:
-                    ahead.append(pool.submit(_read_and_prepare, following, key))
+                    ahead.append(pool.submit(read_and_prepare, following, key))
                 yield item
         finally:
             for future in ahead:  # stopped early (an error, a closed generator)
                 future.cancel()
 
 
-def _read_and_prepare(path: Path, key: Preprocessing) -> Tuple[np.ndarray, int, int]:
-    import cv2
+class _Reported:
+    """An image the child process prepares, as the future of a thread's would be."""
 
-    from edge_app.preprocess import prepare
+    def __init__(self, reader: ImageReader, index: int):
+        self.reader, self.index = reader, index
 
-    # the file's bytes decoded from memory: the very pixels of cv2.imread(path), EXIF orientation
-    # included (tests/tools/test_prepared_images.py), for 15% less CPU (0.61 → 0.52 ms a 320x240 JPEG)
-    try:
-        data = np.fromfile(path, np.uint8)
-    except OSError as exc:
-        raise InputError(f"cannot read the image ({exc.strerror or exc})", str(path),
-                         "check the file and its permissions, or remove it from the list") from None
-    frame = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if frame is None:
-        raise InputError("not a readable image", str(path), "remove it from the list or re-import")
-    return prepare(frame, *key), frame.shape[1], frame.shape[0]
+    def result(self):
+        return self.reader.result(self.index)
+
+    def cancel(self) -> bool:
+        return False
 
 
 def open_detector(model_dir: Union[str, Path], threshold: float = 0.005, nms: float = 0.45, core=None):
@@ -471,7 +478,8 @@ def evaluate_checkpoints(cfg_path: Union[str, Path], names: Sequence[str], valid
                          resize_mode: Optional[str] = None, interpolation: str = "darknet", points: int = 0,
                          mode: str = "device", difficult_list: Union[str, Path, None] = None,
                          decoder: str = "stb", progress: bool = True, plot: bool = True,
-                         keep: Optional[Dict[str, Dict[str, Metrics]]] = None) -> List[Dict[str, object]]:
+                         keep: Optional[Dict[str, Dict[str, Metrics]]] = None,
+                         reader: Optional[ImageReader] = None) -> List[Dict[str, object]]:
     """Score every checkpoint on the validation list, one detection pass each, cached on disk
     (keyed on cfg + weights + images + settings) and reused by every report and plot.
 
@@ -499,7 +507,8 @@ def evaluate_checkpoints(cfg_path: Union[str, Path], names: Sequence[str], valid
     def truths() -> List[Truth]:  # read once: while the first checkpoint compiles, or when first needed
         return _truths(images, Path(valid_list), names, difficult_list)
 
-    prepared = PreparedImages(images)  # read once for every checkpoint of the same input size
+    # read once for every checkpoint of the same input size
+    prepared = PreparedImages(images, reader=reader if mode in ("device", "both") else None)
     core = None  # one OpenVINO Core for every checkpoint, made when first needed
     rows: List[Dict[str, object]] = []
     try:
@@ -518,9 +527,9 @@ def evaluate_checkpoints(cfg_path: Union[str, Path], names: Sequence[str], valid
             if mode in ("device", "both"):
                 detector = None
                 if not detections_path(model_dir, "device").exists():
-                    # the reader threads decode the images while this one exports and compiles;
-                    # OpenVINO is imported first: its import is Python work, which ran 2x slower
-                    # with both cores decoding JPEGs beside it (40 → 90 ms of 500 for 200 images)
+                    # the images are read (by the command's child process, or reader threads) while
+                    # this thread exports and compiles; OpenVINO is imported first: its import is
+                    # Python work, which ran 2x slower with reader threads beside it (40 → 90 ms)
                     import_openvino()
                     prepared.start((net.width, net.height, chosen_resize, interpolation))
                     # an IR to score, never deployed: no darknet bundle (model-tools export makes that)

@@ -146,7 +146,12 @@ def build(net: Network, weights: Weights, input_type=np.uint8):
 def default_resize_mode(net: Network, weights: Weights) -> str:
     """The preprocessing the weights were trained with: pjreddie trains (and tests) on
     letterboxed images, AlexeyAB on plain resizes unless the cfg says letter_box=1."""
-    return "letterbox" if net.letter_box or weights.header.fork == "pjreddie" else "resize"
+    return resize_mode_for(net, weights.header)
+
+
+def resize_mode_for(net: Network, header) -> str:
+    """default_resize_mode from the weights' header alone (weights.Header)."""
+    return "letterbox" if net.letter_box or header.fork == "pjreddie" else "resize"
 
 
 def bundle_darknet(cfg_path: str, weights_path: str, folder: Path, stem: str,

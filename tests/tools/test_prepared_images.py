@@ -14,6 +14,7 @@ from edge_app.errors import InputError
 from edge_app.preprocess import prepare
 from model_tools import evaluate
 from model_tools.evaluate import PreparedImages, detect_all, evaluate_checkpoints
+from model_tools.image_reader import read_and_prepare
 from tests.conftest import PHOTOS, photo
 
 
@@ -145,7 +146,7 @@ def test_images_are_read_with_the_pixels_and_orientation_of_imread(path):
     # the reader decodes the file's bytes from memory (cheaper than cv2.imread's own file reading):
     # every kind of file must still give imread's frame — EXIF rotation, CMYK, grey, 16-bit PNG, alpha
     key = (32, 24, "letterbox", "darknet")
-    tensor, width, height = evaluate._read_and_prepare(path, key)
+    tensor, width, height = read_and_prepare(path, key)
     frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
     assert (width, height) == (frame.shape[1], frame.shape[0])
     assert np.array_equal(tensor, prepare(frame, *key))
@@ -157,7 +158,7 @@ def test_an_unreadable_file_is_an_input_error_naming_it(tmp_path):
     (tmp_path / "folder.jpg").mkdir()
     for name in ("empty.jpg", "text.jpg", "folder.jpg", "missing.jpg"):
         with pytest.raises(InputError) as failure:
-            evaluate._read_and_prepare(tmp_path / name, (32, 24, "resize", "darknet"))
+            read_and_prepare(tmp_path / name, (32, 24, "resize", "darknet"))
         assert failure.value.where == str(tmp_path / name)
 
 

@@ -1,0 +1,220 @@
+"""Validation images read and prepared in a child process, for `model-tools evaluate`.
+
+Evaluation's own threads (evaluate.PreparedImages) share one Python lock with everything else
+the command does: each image hands the lock over a few times, and while the main thread builds
+the IR, reads the truths or decodes outputs, readers and main thread wait on each other. And
+nothing can be read before numpy, OpenCV and OpenVINO are imported, a third of a short run on
+one core while the other idles. A child forked at the very start of the command, before the
+command imports numpy (no thread exists yet, so fork is safe), has its own lock and that idle
+core: it imports numpy and OpenCV, reads the first checkpoint's preprocessing from its cfg and
+weights header, and prepares the images into memory shared with this process, while this
+process imports, exports and compiles.
+
+The child runs read_and_prepare, the very function the threads run: the same tensors to the
+byte. It reads the images the budget keeps, in list order, and reports each over a pipe. An
+image it cannot read is reported with the InputError the threads would raise, raised here when
+that image is reached. If the child fails any other way (killed, no memory) the images it did
+not report are read here instead. Never used when forking is not safe or possible (numpy
+already imported, another thread alive, no os.fork): the threads then do it all.
+"""
+from __future__ import annotations
+
+import json
+import os
+import struct
+import sys
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple, Union
+
+from edge_app.errors import InputError
+
+# Prepared network inputs kept from one checkpoint to the next: 1000 images at 416x416 take
+# 520 MB; past this budget the first images are kept and the rest read again for each checkpoint
+PREPARED_BUDGET = 256 * 2 ** 20
+
+Key = Tuple[int, int, str, str]  # width, height, resize mode, interpolation (evaluate.Preprocessing)
+
+# Child → parent records: (index, width, height) for an image prepared into its slot; a KEY
+# record (the preprocessing, JSON) first; an ERROR record (index, -1, n) followed by n bytes
+# of JSON [what, where, fix] where an image cannot be read (the child stops there)
+_RECORD = struct.Struct("<iii")
+_KEY = -1
+_ERROR = -1
+
+
+def read_and_prepare(path: Path, key: Key):
+    """(network input, frame width, frame height) of one image file, prepared exactly as the Pi
+    prepares a frame (edge_app.preprocess.prepare). InputError for a file that is not a
+    readable image."""
+    import cv2
+    import numpy as np
+
+    from edge_app.preprocess import prepare
+
+    # the file's bytes decoded from memory: the very pixels of cv2.imread(path), EXIF orientation
+    # included (tests/tools/test_prepared_images.py), for 15% less CPU (0.61 → 0.52 ms a 320x240 JPEG)
+    try:
+        data = np.fromfile(path, np.uint8)
+    except OSError as exc:
+        raise InputError(f"cannot read the image ({exc.strerror or exc})", str(path),
+                         "check the file and its permissions, or remove it from the list") from None
+    frame = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if frame is None:
+        raise InputError("not a readable image", str(path), "remove it from the list or re-import")
+    return prepare(frame, *key), frame.shape[1], frame.shape[0]
+
+
+def can_fork() -> bool:
+    """Forking is safe here: numpy (whose BLAS starts threads) is not loaded and no other
+    thread runs, so the child cannot inherit a lock some thread held."""
+    import threading
+
+    return hasattr(os, "fork") and "numpy" not in sys.modules and threading.active_count() == 1
+
+
+class ImageReader:
+    """A child process preparing images[:room] (see the module's docstring). Parent side:
+    key() the preprocessing the child uses (None if it could not tell), result(i) image i."""
+
+    def __init__(self, pid: int, pipe, shared, images: List[Path], slot: int):
+        self._pid: Optional[int] = pid
+        self._pipe = pipe
+        self._shared = shared
+        self.images = images
+        self._slot = slot
+        self._key: Optional[Key] = None
+        self._ready: List[Tuple[int, int]] = []  # frame sizes of the images reported so far
+        self._error: Optional[Tuple[int, InputError]] = None
+        self._ended = False
+
+    @classmethod
+    def start(cls, images: Sequence[Path], cfg_path: Union[str, Path], weights_path: Union[str, Path],
+              resize_mode: Optional[str], interpolation: str, budget: int) -> Optional["ImageReader"]:
+        """Fork the child for the first checkpoint's preprocessing, or None (forking unsafe, a
+        cfg that does not load: the caller's own reading reports what is wrong)."""
+        import mmap
+
+        from model_tools import cfg
+
+        if not can_fork() or not images:
+            return None
+        try:
+            net = cfg.load(cfg_path)
+        except (InputError, OSError):
+            return None
+        slot = net.width * net.height * 3
+        room = min(len(images), budget // slot)
+        if room <= 0:
+            return None
+        shared = mmap.mmap(-1, room * slot)  # anonymous and shared: both processes see the bytes
+        read_end, write_end = os.pipe()
+        sys.stdout.flush()  # nothing buffered may be written twice
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            code = 1
+            try:
+                os.close(read_end)
+                _child(list(images[:room]), cfg_path, weights_path, resize_mode, interpolation, shared, slot,
+                       write_end)
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write_end)
+        return cls(pid, os.fdopen(read_end, "rb"), shared, list(images[:room]), slot)
+
+    def key(self) -> Optional[Key]:
+        """The preprocessing the child prepares for (waits for it), None if it has none."""
+        if self._key is None and not self._ended and not self._ready and self._error is None:
+            self._next()
+        return self._key
+
+    def result(self, index: int):
+        """(tensor, frame width, frame height) of images[index]: the child's, or read here if
+        the child ended before it. The InputError the child met at this image is raised."""
+        while len(self._ready) <= index and not self._ended and self._error is None:
+            self._next()
+        if index < len(self._ready):
+            import numpy as np
+
+            width, height = self._ready[index]
+            tensor = np.frombuffer(self._shared, np.uint8, self._slot, index * self._slot)
+            key = self._key
+            return tensor.reshape(1, key[1], key[0], 3), width, height
+        if self._error is not None and self._error[0] == index:
+            raise self._error[1]
+        return read_and_prepare(self.images[index], self._key)
+
+    def _next(self) -> None:
+        """Read one record from the child."""
+        head = self._pipe.read(_RECORD.size)
+        if len(head) < _RECORD.size:
+            self._end()
+            return
+        index, width, height = _RECORD.unpack(head)
+        if index == _KEY or width == _ERROR:
+            body = self._pipe.read(height)
+            if len(body) < height:
+                self._end()
+                return
+            value = json.loads(body)
+            if index == _KEY:
+                self._key = (int(value[0]), int(value[1]), str(value[2]), str(value[3]))
+            else:
+                self._error = (index, InputError(*value))
+                self._end()
+        elif index == len(self._ready):
+            self._ready.append((width, height))
+        else:
+            self._end()
+
+    def _end(self) -> None:
+        """The child is done (or gone): reap it."""
+        self._ended = True
+        self.close()
+
+    def close(self) -> None:
+        """Stop the child if it still runs and reap it. Tensors already handed out stay valid."""
+        import signal
+
+        if self._pid is not None:
+            try:
+                os.kill(self._pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            os.waitpid(self._pid, 0)
+            self._pid = None
+            self._pipe.close()
+        self._ended = True
+
+
+def _child(images: List[Path], cfg_path, weights_path, resize_mode: Optional[str], interpolation: str,
+           shared, slot: int, out: int) -> None:
+    """The child's work: the preprocessing of the first checkpoint, then each image into its slot."""
+    import numpy as np
+
+    from model_tools import cfg, export, weights
+
+    def send(index: int, width: int, height: int, body: bytes = b"") -> None:
+        data = _RECORD.pack(index, width, height) + body
+        while data:
+            data = data[os.write(out, data):]
+
+    net = cfg.load(cfg_path)
+    with open(weights_path, "rb") as f:
+        header = weights.parse_header(f.read(20), str(weights_path))
+    key = (net.width, net.height, resize_mode or export.resize_mode_for(net, header), interpolation)
+    body = json.dumps(key).encode()
+    send(_KEY, 0, len(body), body)
+    slots = np.frombuffer(shared, np.uint8).reshape(len(images), slot)
+    for index, path in enumerate(images):
+        try:
+            tensor, width, height = read_and_prepare(path, key)
+        except InputError as exc:
+            body = json.dumps([exc.what, exc.where, exc.fix]).encode()
+            send(index, _ERROR, len(body), body)
+            return
+        if tensor.nbytes != slot:
+            return  # not the size the parent set aside: it reads the rest itself
+        slots[index] = tensor.reshape(-1)
+        send(index, width, height)
