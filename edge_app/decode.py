@@ -90,14 +90,22 @@ def region_candidates(raw: np.ndarray, spec: RegionSpec, threshold: float) -> Ca
     else:
         class_prob = _sigmoid(logits)
     prob = objectness[:, None] * class_prob
-    cell, class_id = np.nonzero(prob > threshold)
-    frame, anchor, row, col = frame[cell], anchor[cell], row[cell], col[cell]
-    t = out[frame, anchor, :4, row, col]  # (n, 4): tx, ty, tw, th
+    cell, class_id = np.nonzero(prob > threshold)  # cell ascending: a cell's classes side by side
+    # each box once, for the cells with a candidate (an untrained model's cell has one per class)
+    first = np.empty(len(cell), bool)
+    first[:1] = True
+    np.not_equal(cell[1:], cell[:-1], out=first[1:])
+    used = cell[first]
+    frame, anchor, row, col = frame[used], anchor[used], row[used], col[used]
+    t = out[frame, anchor, :4, row, col]  # (cells, 4): tx, ty, tw, th
     grid = np.array([grid_w, grid_h], np.float32)
     centre = (np.stack([col, row], axis=1) + _sigmoid(t[:, :2])) / grid
     half = np.exp(np.minimum(t[:, 2:], MAX_LOG_SCALE)) * spec.anchors[anchor] / (2 * grid)
-    return Candidates(np.concatenate([centre - half, centre + half], axis=1),
-                      prob[cell, class_id], class_id, frame)
+    boxes = np.concatenate([centre - half, centre + half], axis=1)
+    if len(used) < len(cell):
+        slot = np.cumsum(first) - 1  # each candidate's cell among the used ones
+        boxes, frame = boxes[slot], frame[slot]
+    return Candidates(boxes, prob[cell, class_id], class_id, frame)
 
 
 def _iou_matrix(boxes: np.ndarray) -> np.ndarray:
