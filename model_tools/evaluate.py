@@ -130,7 +130,7 @@ class PreparedImages:
         room = self.budget // (width * height * 3)
         self._key, self._pool = key, ThreadPoolExecutor(READERS, thread_name_prefix="read")
         self._kept = []
-        if offered is not None and offered.images == self.images[:len(offered.images)] and offered.key() == key:
+        if offered is not None and offered.key == key and offered.images == self.images[:len(offered.images)]:
             self._reader = offered
             self._kept = [_Reported(offered, i) for i in range(min(room, len(offered.images)))]
         elif offered is not None:

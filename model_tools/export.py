@@ -33,6 +33,7 @@ from edge_app.metadata import sha256_file  # one home for the IR hashes the edge
 from edge_app.preprocess import INTERPOLATIONS
 from model_tools.cfg import Conv, MaxPool, Network, Region, Reorg, Route
 from model_tools.weights import ConvParams, Weights
+from model_tools.weights_header import resize_mode_for
 
 LEAKY_SLOPE = 0.1  # darknet's leaky activation
 
@@ -144,14 +145,8 @@ def build(net: Network, weights: Weights, input_type=np.uint8):
 
 
 def default_resize_mode(net: Network, weights: Weights) -> str:
-    """The preprocessing the weights were trained with: pjreddie trains (and tests) on
-    letterboxed images, AlexeyAB on plain resizes unless the cfg says letter_box=1."""
+    """The preprocessing the weights were trained with (weights_header.resize_mode_for)."""
     return resize_mode_for(net, weights.header)
-
-
-def resize_mode_for(net: Network, header) -> str:
-    """default_resize_mode from the weights' header alone (weights.Header)."""
-    return "letterbox" if net.letter_box or header.fork == "pjreddie" else "resize"
 
 
 def bundle_darknet(cfg_path: str, weights_path: str, folder: Path, stem: str,

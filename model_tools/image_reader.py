@@ -6,9 +6,9 @@ the IR, reads the truths or decodes outputs, readers and main thread wait on eac
 nothing can be read before numpy, OpenCV and OpenVINO are imported, a third of a short run on
 one core while the other idles. A child forked at the very start of the command, before the
 command imports numpy (no thread exists yet, so fork is safe), has its own lock and that idle
-core: it imports numpy and OpenCV, reads the first checkpoint's preprocessing from its cfg and
-weights header, and prepares the images into memory shared with this process, while this
-process imports, exports and compiles.
+core: it imports numpy and OpenCV and prepares the images, for the first checkpoint's
+preprocessing (its cfg and weights header say which), into memory shared with this process,
+while this process imports, exports and compiles.
 
 The child runs read_and_prepare, the very function the threads run: the same tensors to the
 byte. It reads the images the budget keeps, in list order, and reports each over a pipe. An
@@ -34,11 +34,10 @@ PREPARED_BUDGET = 256 * 2 ** 20
 
 Key = Tuple[int, int, str, str]  # width, height, resize mode, interpolation (evaluate.Preprocessing)
 
-# Child → parent records: (index, width, height) for an image prepared into its slot; a KEY
-# record (the preprocessing, JSON) first; an ERROR record (index, -1, n) followed by n bytes
-# of JSON [what, where, fix] where an image cannot be read (the child stops there)
+# Child → parent records: (index, width, height) for an image prepared into its slot, in list
+# order; (index, ERROR, n) followed by n bytes of JSON [what, where, fix] where an image cannot
+# be read (the child stops there)
 _RECORD = struct.Struct("<iii")
-_KEY = -1
 _ERROR = -1
 
 
@@ -73,16 +72,16 @@ def can_fork() -> bool:
 
 
 class ImageReader:
-    """A child process preparing images[:room] (see the module's docstring). Parent side:
-    key() the preprocessing the child uses (None if it could not tell), result(i) image i."""
+    """A child process preparing images[:room] for `key` (see the module's docstring). Parent
+    side: result(i), image i."""
 
-    def __init__(self, pid: int, pipe, shared, images: List[Path], slot: int):
+    def __init__(self, pid: int, pipe, shared, images: List[Path], key: Key, slot: int):
         self._pid: Optional[int] = pid
         self._pipe = pipe
         self._shared = shared
         self.images = images
+        self.key = key
         self._slot = slot
-        self._key: Optional[Key] = None
         self._ready: List[Tuple[int, int]] = []  # frame sizes of the images reported so far
         self._error: Optional[Tuple[int, InputError]] = None
         self._ended = False
@@ -90,22 +89,27 @@ class ImageReader:
     @classmethod
     def start(cls, images: Sequence[Path], cfg_path: Union[str, Path], weights_path: Union[str, Path],
               resize_mode: Optional[str], interpolation: str, budget: int) -> Optional["ImageReader"]:
-        """Fork the child for the first checkpoint's preprocessing, or None (forking unsafe, a
-        cfg that does not load: the caller's own reading reports what is wrong)."""
+        """Fork the child for the preprocessing of this cfg and checkpoint, or None (forking
+        unsafe; a cfg or weights file that does not read: the caller reports what is wrong)."""
         import mmap
 
         from model_tools import cfg
+        from model_tools.weights_header import parse_header, resize_mode_for
 
         if not can_fork() or not images:
             return None
         try:
             net = cfg.load(cfg_path)
+            with open(weights_path, "rb") as f:
+                header = parse_header(f.read(20), str(weights_path))
         except (InputError, OSError):
             return None
+        key = (net.width, net.height, resize_mode or resize_mode_for(net, header), interpolation)
         slot = net.width * net.height * 3
         room = min(len(images), budget // slot)
         if room <= 0:
             return None
+        images = list(images[:room])
         shared = mmap.mmap(-1, room * slot)  # anonymous and shared: both processes see the bytes
         read_end, write_end = os.pipe()
         sys.stdout.flush()  # nothing buffered may be written twice
@@ -115,63 +119,44 @@ class ImageReader:
             code = 1
             try:
                 os.close(read_end)
-                _child(list(images[:room]), cfg_path, weights_path, resize_mode, interpolation, shared, slot,
-                       write_end)
+                _child(images, key, shared, slot, write_end)
                 code = 0
             finally:
                 os._exit(code)
         os.close(write_end)
-        return cls(pid, os.fdopen(read_end, "rb"), shared, list(images[:room]), slot)
-
-    def key(self) -> Optional[Key]:
-        """The preprocessing the child prepares for (waits for it), None if it has none."""
-        if self._key is None and not self._ended and not self._ready and self._error is None:
-            self._next()
-        return self._key
+        return cls(pid, os.fdopen(read_end, "rb"), shared, images, key, slot)
 
     def result(self, index: int):
         """(tensor, frame width, frame height) of images[index]: the child's, or read here if
         the child ended before it. The InputError the child met at this image is raised."""
-        while len(self._ready) <= index and not self._ended and self._error is None:
+        while len(self._ready) <= index and not self._ended:
             self._next()
         if index < len(self._ready):
             import numpy as np
 
             width, height = self._ready[index]
             tensor = np.frombuffer(self._shared, np.uint8, self._slot, index * self._slot)
-            key = self._key
-            return tensor.reshape(1, key[1], key[0], 3), width, height
+            return tensor.reshape(1, self.key[1], self.key[0], 3), width, height
         if self._error is not None and self._error[0] == index:
             raise self._error[1]
-        return read_and_prepare(self.images[index], self._key)
+        return read_and_prepare(self.images[index], self.key)
 
     def _next(self) -> None:
         """Read one record from the child."""
         head = self._pipe.read(_RECORD.size)
         if len(head) < _RECORD.size:
-            self._end()
+            self.close()
             return
         index, width, height = _RECORD.unpack(head)
-        if index == _KEY or width == _ERROR:
+        if width == _ERROR:
             body = self._pipe.read(height)
-            if len(body) < height:
-                self._end()
-                return
-            value = json.loads(body)
-            if index == _KEY:
-                self._key = (int(value[0]), int(value[1]), str(value[2]), str(value[3]))
-            else:
-                self._error = (index, InputError(*value))
-                self._end()
+            if len(body) == height:
+                self._error = (index, InputError(*json.loads(body)))
+            self.close()
         elif index == len(self._ready):
             self._ready.append((width, height))
         else:
-            self._end()
-
-    def _end(self) -> None:
-        """The child is done (or gone): reap it."""
-        self._ended = True
-        self.close()
+            self.close()
 
     def close(self) -> None:
         """Stop the child if it still runs and reap it. Tensors already handed out stay valid."""
@@ -188,24 +173,15 @@ class ImageReader:
         self._ended = True
 
 
-def _child(images: List[Path], cfg_path, weights_path, resize_mode: Optional[str], interpolation: str,
-           shared, slot: int, out: int) -> None:
-    """The child's work: the preprocessing of the first checkpoint, then each image into its slot."""
+def _child(images: List[Path], key: Key, shared, slot: int, out: int) -> None:
+    """The child's work: each image into its slot, reported in order."""
     import numpy as np
-
-    from model_tools import cfg, export, weights
 
     def send(index: int, width: int, height: int, body: bytes = b"") -> None:
         data = _RECORD.pack(index, width, height) + body
         while data:
             data = data[os.write(out, data):]
 
-    net = cfg.load(cfg_path)
-    with open(weights_path, "rb") as f:
-        header = weights.parse_header(f.read(20), str(weights_path))
-    key = (net.width, net.height, resize_mode or export.resize_mode_for(net, header), interpolation)
-    body = json.dumps(key).encode()
-    send(_KEY, 0, len(body), body)
     slots = np.frombuffer(shared, np.uint8).reshape(len(images), slot)
     for index, path in enumerate(images):
         try:

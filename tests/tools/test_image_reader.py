@@ -31,7 +31,7 @@ if reader is None:
 import numpy as np  # loaded after the fork
 
 pid = reader._pid
-key = reader.key()
+key = reader.key
 if args["kill"]:  # before it reported a single image: each one is read here instead
     os.kill(pid, signal.SIGKILL)
 results = []
@@ -104,7 +104,7 @@ def test_an_unreadable_image_is_the_threads_input_error_at_that_image(tmp_path, 
 
 def test_a_child_killed_early_is_made_up_for_here(tmp_path, exported, jpegs):
     _, cfg, weights, _ = exported("tiny-224x160")
-    images = jpegs * 20  # far more than it reads in the moment after it names its preprocessing
+    images = jpegs * 20  # far more than it reads before it is killed, right after the fork
     report, out = run_reader(tmp_path, images, cfg, weights, kill=True)
     key = (224, 160, "letterbox", "darknet")
     assert report["reported"] < len(images) and report["reaped"]
