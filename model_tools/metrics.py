@@ -179,7 +179,7 @@ PAIR_BUDGET = 2 ** 20  # (detection, truth) pairs matched at once: ~150 MB of te
 def match(detections: Sequence[Detection], truths: Sequence[Truth], iou_threshold: float = 0.5,
           reference: bool = False):
     """The matching (see the module's docstring; reference=True: darknet's choice of truth):
-    (score order, outcome per detection: 1 TP, 0 FP, -1 ignored (matched to a difficult truth),
+    (score order (an index array), outcome per detection: 1 TP, 0 FP, -1 ignored (matched to a difficult truth),
     best IoU, index of the truth matched or -1). A detection's outcome depends only on its own
     image's detections and truths.
 
@@ -237,7 +237,7 @@ def match(detections: Sequence[Detection], truths: Sequence[Truth], iou_threshol
     by_claim = np.lexsort((rank[i], t))
     firsts = by_claim[np.r_[True, t[by_claim][1:] != t[by_claim][:-1]]] if len(by_claim) else by_claim
     outcome[i[firsts]] = 1
-    return order.tolist(), outcome, best_iou, claimed
+    return order, outcome, best_iou, claimed
 
 
 def _claims(boxes: np.ndarray, per: np.ndarray, group_first: np.ndarray, by_group: np.ndarray,
@@ -276,7 +276,7 @@ def compute(detections: Sequence[Detection], truths: Sequence[Truth], names: Seq
     all_tp = all_fp = 0
     iou_sum = 0.0
     # in score order: each detection's class, score, outcome
-    ranked = np.array(order, np.intp)
+    ranked = order
     ranked_class = columns.class_id[ranked]
     ranked_score = columns.score[ranked]
     ranked_outcome = outcome[ranked]

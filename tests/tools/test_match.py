@@ -66,7 +66,7 @@ def test_all_pairs_at_once_match_one_by_one(seed, reference, monkeypatch):
     threshold = (0.5, 0.3, 0.0)[seed % 3]
     got = metrics.match(detections, truths, threshold, reference)
     want = one_by_one(detections, truths, threshold, reference)
-    assert got[0] == want[0]
+    assert got[0].tolist() == want[0]
     for a, b in zip(got[1:], want[1:]):
         assert np.array_equal(a, b)
 
@@ -75,7 +75,7 @@ def test_a_scene_without_truths_or_detections():
     detections, truths = scene(3)
     for dets, ts in ((detections, []), ([], truths), ([], [])):
         got = metrics.match(dets, ts)
-        assert got[0] == one_by_one(dets, ts)[0] and not got[1].any() and (got[3] == -1).all()
+        assert got[0].tolist() == one_by_one(dets, ts)[0] and not got[1].any() and (got[3] == -1).all()
         assert len(got[1]) == len(got[2]) == len(got[3]) == len(dets)
 
 
