@@ -223,44 +223,44 @@ def cmd_evaluate(args) -> int:
         raise InputError("the .data file names no names file", args.data, "add a line names=<file>")
     names = read_names(data["names"])
     valid = args.valid or data.get("valid")
-    reader = _image_reader(args, valid)  # before numpy is imported: see model_tools.image_reader
+    if args.weights:
+        checkpoints = [Path(w) for w in args.weights]
+    else:
+        from model_tools.checkpoints import backup_dir, checkpoint_base, list_checkpoints
+
+        # backup= is read as `model-tools train` reads it: from the folder darknet runs in (here)
+        backup = args.backup or str(backup_dir(args.data))
+        checkpoints = list_checkpoints(backup, checkpoint_base(args.train_cfg or args.cfg))
+        if not checkpoints:
+            raise InputError("no checkpoints found", backup,
+                             "give --weights FILE ... or the --backup folder of this cfg")
+    reader = _image_reader(args, valid, checkpoints[0])  # before numpy is loaded: see model_tools.image_reader
     try:
-        return _evaluate(args, data, names, valid, reader)
+        return _evaluate(args, data, names, valid, checkpoints, reader)
     finally:
         if reader is not None:
             reader.close()
 
 
-def _image_reader(args, valid):
+def _image_reader(args, valid, first_checkpoint: Path):
     """The child process that prepares the validation images for the first checkpoint, or None
-    (reference mode, checkpoints found later, or a list that does not read: reported below)."""
+    (reference mode, or a list that does not read: reported when it is read again)."""
     from model_tools import dataset
     from model_tools.image_reader import PREPARED_BUDGET, ImageReader
 
-    if args.mode == "reference" or not args.weights or not valid:
+    if args.mode == "reference" or not valid:
         return None
     try:
         images = dataset.list_paths(valid)
     except InputError:
         return None
-    return ImageReader.start(images, args.cfg, args.weights[0], args.resize_mode, args.interpolation,
+    return ImageReader.start(images, args.cfg, first_checkpoint, args.resize_mode, args.interpolation,
                              PREPARED_BUDGET)
 
 
-def _evaluate(args, data, names, valid, reader) -> int:
+def _evaluate(args, data, names, valid, checkpoints, reader) -> int:
     from model_tools import evaluate, selection
 
-    if args.weights:
-        checkpoints = [Path(w) for w in args.weights]
-    else:
-        from model_tools.train import backup_dir, checkpoint_base
-
-        # backup= is read as `model-tools train` reads it: from the folder darknet runs in (here)
-        backup = args.backup or str(backup_dir(args.data))
-        checkpoints = evaluate.list_checkpoints(backup, checkpoint_base(args.train_cfg or args.cfg))
-    if not checkpoints:
-        raise InputError("no checkpoints found", args.backup or str(backup_dir(args.data)),
-                         "give --weights FILE ... or the --backup folder of this cfg")
     difficult = args.difficult
     if difficult is None and data.get("difficult"):
         if args.valid and Path(args.valid).resolve() != Path(data.get("valid", "")).resolve():

@@ -17,6 +17,7 @@ from typing import Deque, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from edge_app.errors import InputError
+from model_tools.checkpoints import checkpoint_iteration, list_checkpoints  # noqa: F401
 from model_tools.image_reader import PREPARED_BUDGET, ImageReader, read_and_prepare
 from model_tools.metrics import (ClassResult, Detection, Detections, Metrics, Truth,  # noqa: F401
                                  average_precision, compute, iou)
@@ -365,26 +366,6 @@ def detect_reference(net, weights, images: Sequence[Path], resize_mode: str, thr
         found += [(path.stem, int(k), float(s), *map(float, b))
                   for k, s, b in zip(candidates.class_id[kept], candidates.score[kept], boxes)]
     return found, time.perf_counter() - started
-
-
-def checkpoint_iteration(path: Path) -> int:
-    """Training iteration encoded in a darknet checkpoint name (-1 if unknown)."""
-    stem = path.stem
-    tail = stem.rsplit("_", 1)[-1]
-    if tail.isdigit():
-        return int(tail)
-    return -1
-
-
-def list_checkpoints(backup: Union[str, Path], cfg_stem: str) -> List[Path]:
-    """Checkpoints of one cfg in a backup folder, in training order: `<cfg>_<i>.weights` of both
-    forks, then `_last`, `.backup`, `_final`, `_best` (which have no iteration in their name)."""
-    backup = Path(backup)
-    numbered = sorted((p for p in backup.glob(f"{cfg_stem}_*.weights") if checkpoint_iteration(p) >= 0),
-                      key=checkpoint_iteration)
-    named = [backup / f"{cfg_stem}{suffix}" for suffix in
-             ("_last.weights", ".backup", "_final.weights", "_best.weights")]
-    return numbered + [p for p in named if p.exists()]
 
 
 def write_csv(rows: Sequence[Dict[str, object]], path: Union[str, Path]) -> None:

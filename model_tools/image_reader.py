@@ -11,7 +11,8 @@ preprocessing (its cfg and weights header say which), into memory shared with th
 while this process imports, exports and compiles.
 
 The child runs read_and_prepare, the very function the threads run: the same tensors to the
-byte. It reads the images the budget keeps, in list order, and reports each over a pipe. An
+byte. It reads the images the budget keeps on THREADS threads of its own and reports each over
+a pipe, in list order. An
 image it cannot read is reported with the InputError the threads would raise, raised here when
 that image is reached. If the child fails any other way (killed, no memory) the images it did
 not report are read here instead. Never used when forking is not safe or possible (numpy

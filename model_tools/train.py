@@ -23,7 +23,7 @@ import numpy as np
 
 from edge_app.errors import InputError
 from model_tools import darknet_log
-from model_tools.dataset import read_data_file
+from model_tools.checkpoints import backup_dir, checkpoint_base, resolve_for_darknet, resume_point  # noqa: F401
 
 
 class TrainingFailed(InputError):
@@ -99,20 +99,6 @@ def darknet_flags(darknet: Darknet, map_: bool = False, dont_show: bool = False,
     return flags
 
 
-def resolve_for_darknet(value: str, darknet_cwd: Union[str, Path]) -> Path:
-    """A path from a .data file as darknet opens it: relative to the folder darknet runs in."""
-    path = Path(value.strip())
-    return path if path.is_absolute() else Path(darknet_cwd).resolve() / path
-
-
-def backup_dir(data_file: Union[str, Path], darknet_cwd: Union[str, Path, None] = None) -> Path:
-    """Where darknet saves the checkpoints of a .data file (its backup=, default "backup/"),
-    resolved from darknet's working folder (default: the current one, as when run by hand).
-    `train` and `evaluate` both use this."""
-    data = read_data_file(data_file)
-    return resolve_for_darknet(data.get("backup", "backup"), darknet_cwd or Path.cwd())
-
-
 NET_KEYS_DEFINING_THE_NETWORK = ("width", "height", "channels")
 NETWORK_STAMP = ".network.sha256"
 
@@ -156,20 +142,6 @@ def set_aside_other_network(backup: Path, cfg_path: Path, workdir: Path, log=pri
             f"(its layers, anchors or size changed): moved to {aside}; training starts afresh")
     if previous != digest:
         stamp.write_text(digest + "\n")
-
-
-def checkpoint_base(cfg_path: Union[str, Path]) -> str:
-    """The name darknet gives a cfg's checkpoints: the file name up to its first dot
-    (darknet's basecfg), e.g. logos.v2.cfg -> logos_1000.weights."""
-    return Path(cfg_path).name.split(".")[0]
-
-
-def resume_point(backup: Path, cfg_stem: str) -> Optional[Path]:
-    """The newest checkpoint of this cfg: pjreddie's .backup, AlexeyAB's _last, or _<i>."""
-    candidates = [backup / f"{cfg_stem}.backup", backup / f"{cfg_stem}_last.weights",
-                  *backup.glob(f"{cfg_stem}_[0-9]*.weights")]
-    existing = [p for p in candidates if p.exists()]
-    return max(existing, key=lambda p: p.stat().st_mtime) if existing else None
 
 
 @dataclass

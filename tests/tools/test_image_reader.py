@@ -183,6 +183,13 @@ def test_the_command_scores_as_evaluation_in_process_and_leaves_no_child(tmp_pat
     done, seen = run_evaluate(data, cfg, "--weights", weights, "--out", blocked / "out")
     assert done.returncode == 2 and "Traceback" not in done.stderr and str(blocked) in done.stderr
     assert seen == {"forked": [True], "child_left": False}
+    # every checkpoint of a backup folder (the README's command): the first one's preprocessing
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    shutil.copy(weights, backup / f"{Path(cfg).stem}_100.weights")
+    done, seen = run_evaluate(data, cfg, "--backup", backup, "--out", tmp_path / "backup-eval")
+    assert done.returncode == 0, done.stderr
+    assert seen == {"forked": [True], "child_left": False} and "_100.weights" in done.stdout
     # the reference mode reads no images for the device: no child
     done, seen = run_evaluate(data, cfg, "--weights", weights, "--out", tmp_path / "ref", "--mode", "reference")
     assert done.returncode == 0, done.stderr
