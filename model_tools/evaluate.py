@@ -448,9 +448,11 @@ def _scored_detections(path: Path, detect, score) -> Tuple[Metrics, Optional[flo
 
     if path.exists():
         try:
-            return score(load_detections(path)), None
+            cached = load_detections(path)
         except (OSError, ValueError):
-            pass  # a damaged cache is recomputed
+            cached = None  # a damaged cache is recomputed
+        if cached is not None:
+            return score(cached), None
     found, seconds = detect()
     with ThreadPoolExecutor(1, thread_name_prefix="save") as pool:
         saving = pool.submit(save_detections, path, found, seconds)
