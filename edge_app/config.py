@@ -72,7 +72,8 @@ class MqttConfig:
     detections: bool = True  # the per-frame detections topic (events are the summary of it)
     publish: str = "every"  # every | detections | changes
     max_rate: float = 0.0  # detection messages per second at most; 0 = no limit
-    queue_limit: int = 1000  # QoS>=1 messages held while the broker is away
+    queue_limit: int = 1000  # QoS>=1 messages held while the broker is away ...
+    queue_bytes: int = 16 * 2 ** 20  # ... and their bytes at most (snapshots are up to snapshots.max_bytes)
     stats_interval: float = 30.0
     username: str = ""
     password_file: str = ""
@@ -288,6 +289,12 @@ def _check_values(config: Config, errors: List[str]) -> None:
             errors.append(f"mqtt.{key}: must be >= 0")
     if not 1 <= q.queue_limit <= 1_000_000:
         errors.append(f"mqtt.queue_limit: must be 1 to 1000000 messages, found {q.queue_limit}")
+    if not 65536 <= q.queue_bytes <= 2 ** 30:
+        errors.append(f"mqtt.queue_bytes: must be 65536 to 1073741824 bytes (64 KiB to 1 GiB), "
+                      f"found {q.queue_bytes}")
+    elif config.snapshots.enabled and q.queue_bytes < config.snapshots.max_bytes:
+        errors.append(f"mqtt.queue_bytes: {q.queue_bytes} cannot hold one snapshot of snapshots.max_bytes = "
+                      f"{config.snapshots.max_bytes}; raise it, or lower snapshots.max_bytes")
     if q.reconnect_max < q.reconnect_min:
         errors.append("mqtt.reconnect_min / reconnect_max: need reconnect_min <= reconnect_max")
     if q.password_file and q.password_env:

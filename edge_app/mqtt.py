@@ -11,10 +11,13 @@ Other modules add what they need at the boundary without knowing paho: `on_conne
 handler)` (renewed on every connect) and `publish_raw` for bytes and topics outside the base.
 
 A broker outage never blocks the pipeline: paho's network loop runs in its own thread and
-reconnects by itself. QoS >= 1 messages produced while disconnected wait in an outage queue of
-mqtt.queue_limit messages and go out, in order, right after "online" on the reconnect. When it
-is full the OLDEST message gives way to the new one (counted as overflow): a subscriber wants
-the present state of the scene more than the distant past, and frame ids show the gap.
+reconnects by itself. QoS >= 1 messages produced while disconnected (JSON and bytes: snapshots
+too) wait in an outage queue of mqtt.queue_limit messages and mqtt.queue_bytes bytes at most,
+and go out, in order, right after "online" on the reconnect. When it is full the OLDEST message
+gives way to the new one (counted as overflow): a subscriber wants the present state of the
+scene more than the distant past, and frame ids show the gap. The byte bound is what keeps a
+long outage within a 1 GB Pi's memory: a snapshot is up to snapshots.max_bytes (150 kB), and
+1000 of them were 150 MB.
 
 Stopping (SIGTERM) during an outage: the broker gets STOP_GRACE seconds to come back, so the
 queue and the retained "stopped" can still go out; whatever is undelivered then is dropped
@@ -58,6 +61,11 @@ STOP_GRACE = 5.0  # seconds a stop waits for an absent broker (well inside syste
 IN_FLIGHT_MARGIN = 1000
 
 
+def payload_bytes(payload: Union[str, bytes]) -> int:
+    """A payload's size on the wire (text goes as UTF-8)."""
+    return len(payload.encode("utf-8")) if isinstance(payload, str) else len(payload)
+
+
 class Publisher:
     def __init__(self, config: Config):
         import paho.mqtt.client as mqtt
@@ -80,9 +88,10 @@ class Publisher:
         self._stopping = False
         self.connect_hooks: List[Callable[[], None]] = []
         self.subscriptions: List[Tuple[str, Callable[[str, bytes, bool], None]]] = []
-        # (topic, text, qos, retain) produced while disconnected; the lock orders publish()
-        # against the flush on reconnect, so messages keep their order
-        self._outage: Deque[Tuple[str, str, int, bool]] = deque()
+        # (topic, payload, qos, retain) produced while disconnected, and their payloads' bytes;
+        # the lock orders publishing against the flush on reconnect, so messages keep their order
+        self._outage: Deque[Tuple[str, Union[str, bytes], int, bool]] = deque()
+        self._outage_bytes = 0
         self._send_lock = threading.Lock()
 
         client_id = self.cfg.client_id or f"edge-app-{config.device_id}"
@@ -137,6 +146,7 @@ class Publisher:
             waiting = len(self._outage)
             while self._outage:
                 self._hand_over(*self._outage.popleft())
+            self._outage_bytes = 0
             self.connected = True
         self.connects += 1
         log.info("MQTT: connected to %s:%d%s", self.cfg.host, self.cfg.port,
@@ -188,6 +198,11 @@ class Publisher:
         """Messages not yet delivered: handed to paho, or waiting for the broker to return."""
         return max(0, self.published - self.delivered) + len(self._outage)
 
+    @property
+    def outage_bytes(self) -> int:
+        """Bytes of the messages waiting for the broker to return."""
+        return self._outage_bytes
+
     # -- publishing -----------------------------------------------------------------------
 
     def publish(self, leaf: str, payload: Union[Dict[str, Any], str], qos: Optional[int] = None,
@@ -195,17 +210,32 @@ class Publisher:
         """payload: a JSON-able dict, or its JSON text already rendered."""
         qos = self.cfg.qos if qos is None else qos
         text = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
+        return self._publish(self.topic(leaf), text, qos, retain)
+
+    def _publish(self, topic: str, payload: Union[str, bytes], qos: int, retain: bool) -> bool:
+        """To paho when connected; else QoS 0 is dropped and QoS >= 1 waits in the outage queue."""
         with self._send_lock:
             if self.connected:
-                return self._hand_over(self.topic(leaf), text, qos, retain)
+                return self._hand_over(topic, payload, qos, retain)
             if qos == 0:
                 self.dropped_offline += 1
                 return False
-            if len(self._outage) >= self.cfg.queue_limit:
-                self._outage.popleft()  # the oldest gives way (see the module's docstring)
-                self.overflow += 1
-            self._outage.append((self.topic(leaf), text, qos, retain))
-            return True
+            return self._hold(topic, payload, qos, retain)
+
+    def _hold(self, topic: str, payload: Union[str, bytes], qos: int, retain: bool) -> bool:
+        """Queue a message for the reconnect; the oldest give way to stay within queue_limit
+        messages and queue_bytes bytes (see the module's docstring)."""
+        size = payload_bytes(payload)
+        if size > self.cfg.queue_bytes:  # alone larger than the whole queue (config checks prevent it)
+            self.overflow += 1
+            return False
+        while self._outage and (len(self._outage) >= self.cfg.queue_limit
+                                or self._outage_bytes + size > self.cfg.queue_bytes):
+            self._outage_bytes -= payload_bytes(self._outage.popleft()[1])
+            self.overflow += 1
+        self._outage.append((topic, payload, qos, retain))
+        self._outage_bytes += size
+        return True
 
     def _hand_over(self, topic: str, payload: Union[bytes, str], qos: int, retain: bool) -> bool:
         """The one place a message goes to paho: counted as published, or as overflow when
@@ -219,12 +249,9 @@ class Publisher:
         return True
 
     def publish_raw(self, topic: str, payload: Union[bytes, str], qos: int = 1, retain: bool = False) -> bool:
-        """Bytes or text to any topic (snapshots, Home Assistant discovery): handed to paho at
-        once, not through the outage queue; offline, a QoS 0 message is dropped and counted."""
-        if qos == 0 and not self.connected:
-            self.dropped_offline += 1
-            return False
-        return self._hand_over(topic, payload, qos, retain)
+        """Bytes or text to any topic (snapshots, Home Assistant discovery), as publish(): to
+        paho when connected; offline, QoS 0 is dropped and counted, QoS >= 1 is queued."""
+        return self._publish(topic, payload, qos, retain)
 
     def send(self, leaf: str, payload: Union[Dict[str, Any], bytes], qos: int, retain: bool) -> bool:
         """A JSON payload or bytes under this device's base topic."""

@@ -31,6 +31,10 @@ BAD = [
     ({"mqtt": {"topic_prefix": "/"}}, "mqtt.topic_prefix: empty"),
     ({"mqtt": {"reconnect_min": 10.0, "reconnect_max": 2.0}}, "mqtt.reconnect_min / reconnect_max"),
     ({"mqtt": {"queue_limit": 0}}, "mqtt.queue_limit"),
+    ({"mqtt": {"queue_bytes": 1000}}, "mqtt.queue_bytes: must be 65536 to 1073741824 bytes"),
+    ({"mqtt": {"queue_bytes": 2 ** 31}}, "mqtt.queue_bytes: must be 65536 to 1073741824 bytes"),
+    ({"mqtt": {"queue_bytes": 100000}, "snapshots": {"max_bytes": 150000}},
+     "mqtt.queue_bytes: 100000 cannot hold one snapshot of snapshots.max_bytes = 150000"),
 ]
 
 

@@ -80,3 +80,45 @@ def test_a_burst_of_events_while_connected_is_not_dropped(broker, subscriber):
         assert pub.overflow == 0
     finally:
         pub.stop()
+
+
+def test_a_long_outage_holds_at_most_queue_bytes_snapshots_included(broker, subscriber):
+    # snapshots (bytes) produced in an outage wait in the outage queue with the JSON messages,
+    # in order, and the oldest give way to keep the queue within mqtt.queue_bytes: a count alone
+    # let 1000 snapshots of 150 kB take 150 MB of a 1 GB Pi
+    queue_bytes = 4 * 65536
+    cfg = config_mod.build({"model": {"path": "not-loaded-here"},
+                            "mqtt": {"host": "127.0.0.1", "port": broker.port, "queue_bytes": queue_bytes,
+                                     "device_id": "pi-b", "reconnect_min": 2.0, "reconnect_max": 2.0},
+                            "snapshots": {"max_bytes": 50000}})
+    pub = Publisher(cfg)
+    pub.start()
+    try:
+        subscriber.wait_for(lambda: pub.connected and pub.queued == 0, what="first connect settled")
+        broker.kill()
+        deadline = time.monotonic() + 15
+        while pub.connected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not pub.connected
+        sent = []
+        for i in range(30):
+            picture = bytes([i]) * 40000
+            assert pub.send(f"logo{i}/snapshot", picture, qos=1, retain=True)
+            assert pub.publish("detections", {"frame_id": i}, qos=1)
+            sent += [(f"logo{i}/snapshot", picture), ("detections", b'{"frame_id":%d}' % i)]
+            assert pub.outage_bytes <= queue_bytes
+        assert pub.outage_bytes > queue_bytes - 40000 - 20  # full: nothing was dropped needlessly
+        kept = pub.queued
+        assert pub.overflow == len(sent) - kept and 10 <= kept < 20
+        connects, seen = subscriber.connects, len(subscriber.raw)
+        broker.start()
+        subscriber.wait_for(lambda: subscriber.connects > connects, what="subscriber back")
+        subscriber.wait_for(lambda: pub.connects >= 2 and pub.queued == 0, timeout=40, what="the reconnect")
+        base = cfg.topic_base + "/"
+        subscriber.wait_for(lambda: sum(t.startswith(base) and not t.endswith("/available") and not retained
+                                        for t, _, retained in subscriber.raw[seen:]) == kept, what="the queue")
+        got = [(t[len(base):], payload) for t, payload, retained in subscriber.raw[seen:]
+               if t.startswith(base) and not t.endswith("/available") and not retained]
+        assert got == sent[-kept:]  # the newest, in the order they were produced
+    finally:
+        pub.stop()
