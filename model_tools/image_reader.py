@@ -115,11 +115,19 @@ class ImageReader:
         if room <= 0:
             return None
         images = list(images[:room])
-        shared = mmap.mmap(-1, room * slot)  # anonymous and shared: both processes see the bytes
-        read_end, write_end = os.pipe()
         sys.stdout.flush()  # nothing buffered may be written twice
         sys.stderr.flush()
-        pid = os.fork()
+        try:
+            shared = mmap.mmap(-1, room * slot)  # anonymous and shared: both processes see the bytes
+            read_end, write_end = os.pipe()
+        except OSError:  # no memory or descriptors to spare: the threads read
+            return None
+        try:
+            pid = os.fork()
+        except OSError:  # a process limit, no memory
+            os.close(read_end)
+            os.close(write_end)
+            return None
         if pid == 0:  # the child: never returns
             code = 1
             try:

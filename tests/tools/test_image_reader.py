@@ -119,6 +119,36 @@ def test_only_the_images_the_budget_keeps_are_read_by_the_child(tmp_path, export
     assert report["forked"] and len(report["results"]) == 2 == report["reported"]
 
 
+REFUSED = r"""
+import json, mmap, os, sys
+from pathlib import Path
+from model_tools.image_reader import ImageReader
+
+
+def refuse(*args, **kwargs):
+    raise OSError(12, "Cannot allocate memory")
+
+
+if sys.argv[1] == "fork":
+    os.fork = refuse
+else:
+    mmap.mmap = refuse
+before = len(os.listdir("/proc/self/fd"))
+reader = ImageReader.start([Path(p) for p in sys.argv[4:]], sys.argv[2], sys.argv[3], None, "darknet", 1 << 28)
+print(json.dumps({"reader": reader is not None, "descriptors_left": len(os.listdir("/proc/self/fd")) - before}))
+"""
+
+
+@pytest.mark.parametrize("refused", ["fork", "mmap"])
+def test_no_memory_or_process_to_spare_leaves_the_reading_to_the_threads(exported, jpegs, refused):
+    _, cfg, weights, _ = exported("tiny-224x160")
+    done = subprocess.run([sys.executable, "-c", REFUSED, refused, str(cfg), str(weights), *map(str, jpegs)],
+                          capture_output=True, text=True, cwd=REPO,
+                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, timeout=120)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert json.loads(done.stdout) == {"reader": False, "descriptors_left": 0}
+
+
 def test_no_fork_where_numpy_is_loaded(exported, jpegs):
     # this process: numpy loaded, its BLAS threads running — the threads read instead
     _, cfg, weights, _ = exported("tiny-224x160")
