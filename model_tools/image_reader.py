@@ -89,7 +89,6 @@ class ImageReader:
         self._slot = slot
         self._ready: List[Tuple[int, int]] = []  # frame sizes of the images reported so far
         self._error: Optional[Tuple[int, InputError]] = None
-        self._ended = False
 
     @classmethod
     def start(cls, images: Sequence[Path], cfg_path: Union[str, Path], weights_path: Union[str, Path],
@@ -142,7 +141,7 @@ class ImageReader:
     def result(self, index: int):
         """(tensor, frame width, frame height) of images[index]: the child's, or read here if
         the child ended before it. The InputError the child met at this image is raised."""
-        while len(self._ready) <= index and not self._ended:
+        while len(self._ready) <= index and self._pid is not None:  # the child still runs
             self._next()
         if index < len(self._ready):
             import numpy as np
@@ -183,7 +182,6 @@ class ImageReader:
             os.waitpid(self._pid, 0)
             self._pid = None
             self._pipe.close()
-        self._ended = True
 
 
 def _child(images: List[Path], key: Key, shared, slot: int, out: int) -> None:

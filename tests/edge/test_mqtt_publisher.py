@@ -19,6 +19,26 @@ def publisher_with_discovery(port, queue_limit):
     return pub, configs
 
 
+def lose_the_broker(pub, broker, subscriber):
+    """Once the first connect has settled, a broker crash, and the publisher seeing it."""
+    subscriber.wait_for(lambda: pub.connected and pub.queued == 0, what="first connect settled")
+    broker.kill()
+    deadline = time.monotonic() + 15
+    while pub.connected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not pub.connected
+
+
+def bring_the_broker_back(pub, broker, subscriber) -> int:
+    """Restart the broker and wait for the publisher's reconnect and its queue to empty; how
+    many messages the subscriber had before."""
+    connects, seen = subscriber.connects, len(subscriber.raw)
+    broker.start()  # the subscriber (1 s retry) is back before the publisher (2 s)
+    subscriber.wait_for(lambda: subscriber.connects > connects, what="subscriber back")
+    subscriber.wait_for(lambda: pub.connects >= 2 and pub.queued == 0, timeout=40, what="the reconnect")
+    return seen
+
+
 def test_a_small_queue_limit_does_not_drop_the_discovery_configs_sent_on_connect(broker, subscriber):
     pub, configs = publisher_with_discovery(broker.port, queue_limit=1)
     assert len(configs) == 83
@@ -39,19 +59,11 @@ def test_a_reconnect_sends_online_the_outage_queue_and_every_config_again(broker
     pub, configs = publisher_with_discovery(broker.port, queue_limit=3)
     pub.start()
     try:
-        subscriber.wait_for(lambda: pub.connected and pub.queued == 0, what="first connect settled")
-        broker.kill()
-        deadline = time.monotonic() + 15
-        while pub.connected and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not pub.connected
+        lose_the_broker(pub, broker, subscriber)
         for i in range(10):  # the oldest 7 give way to the newest 3
             assert pub.publish("detections", {"frame_id": i}, qos=1)
         assert pub.overflow == 7
-        connects, seen = subscriber.connects, len(subscriber.raw)
-        broker.start()  # the subscriber (1 s retry) is back before the publisher (2 s)
-        subscriber.wait_for(lambda: subscriber.connects > connects, what="subscriber back")
-        subscriber.wait_for(lambda: pub.connects >= 2 and pub.queued == 0, timeout=40, what="the reconnect")
+        seen = bring_the_broker_back(pub, broker, subscriber)
 
         def live_after_reconnect():
             # what the broker forwards live has retain=False; retained copies replayed to the
@@ -94,12 +106,7 @@ def test_a_long_outage_holds_at_most_queue_bytes_snapshots_included(broker, subs
     pub = Publisher(cfg)
     pub.start()
     try:
-        subscriber.wait_for(lambda: pub.connected and pub.queued == 0, what="first connect settled")
-        broker.kill()
-        deadline = time.monotonic() + 15
-        while pub.connected and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not pub.connected
+        lose_the_broker(pub, broker, subscriber)
         sent = []
         for i in range(30):
             picture = bytes([i]) * 40000
@@ -110,10 +117,7 @@ def test_a_long_outage_holds_at_most_queue_bytes_snapshots_included(broker, subs
         assert pub.outage_bytes > queue_bytes - 40000 - 20  # full: nothing was dropped needlessly
         kept = pub.queued
         assert pub.overflow == len(sent) - kept and 10 <= kept < 20
-        connects, seen = subscriber.connects, len(subscriber.raw)
-        broker.start()
-        subscriber.wait_for(lambda: subscriber.connects > connects, what="subscriber back")
-        subscriber.wait_for(lambda: pub.connects >= 2 and pub.queued == 0, timeout=40, what="the reconnect")
+        seen = bring_the_broker_back(pub, broker, subscriber)
         base = cfg.topic_base + "/"
         subscriber.wait_for(lambda: sum(t.startswith(base) and not t.endswith("/available") and not retained
                                         for t, _, retained in subscriber.raw[seen:]) == kept, what="the queue")
