@@ -177,9 +177,6 @@ class _Reported:
     def result(self):
         return self.reader.result(self.index)
 
-    def cancel(self) -> bool:
-        return False
-
 
 def open_detector(model_dir: Union[str, Path], threshold: float = 0.005, nms: float = 0.45, core=None):
     """edge_app's Detector on the exported model, compiled for this machine's CPU as evaluation
